@@ -1,0 +1,102 @@
+# conversa - build, run, test and bench.
+#
+#   make            build build/conversa
+#   make run        set up everything and serve the demo on port 5000
+#   make stop       stop what `make run` started
+#   make test       build, start throw-away servers, run every test
+#   make test SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      wrk against conversa and nginx; table + bench/results/*.json
+#   make format     clang-format the whole tree
+
+PKGS      := libh2o-evloop libpq hiredis libsodium
+CC        ?= cc
+SANITIZE  ?= 0
+PORT      ?= 5000
+DATA_DIR  ?= .data
+
+ifeq ($(SANITIZE),1)
+BUILD     := build/asan
+OPT       := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD     := build/release
+OPT       := -O2 -g
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS    += $(OPT) -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
+             -pthread -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -MMD -MP
+LDFLAGS   += $(OPT) -pthread
+LDLIBS    += $(PKG_LIBS) -lssl -lcrypto
+
+SRCS      := $(shell find src -name '*.c' | sort)
+LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/sql_files.o
+BIN       := $(BUILD)/conversa
+SQL       := $(sort $(wildcard migrations/*.sql) seed/demo.sql)
+
+TEST_SRCS := $(sort $(wildcard tests/unit_*.c tests/it_*.c))
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_COMMON := $(BUILD)/tests/harness.o
+
+.PHONY: all run stop test bench clean format deps-build deps-test
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: deps-build $(BIN)
+	@ln -sf $(BIN) conversa 2>/dev/null || true
+
+# Install what is missing (as root) or print the exact apt-get line and stop.
+deps-build:
+	@scripts/deps.sh --install build
+
+deps-test:
+	@scripts/deps.sh --install build servers test
+
+$(BUILD)/%.o: %.c | deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/sql_files.c: $(SQL) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh $@
+
+$(BUILD)/gen/sql_files.o: $(BUILD)/gen/sql_files.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- tests ----
+
+$(BUILD)/tests/%.o: tests/%.c | deps-test
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags criterion) -Itests -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_OBJS)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs criterion libcurl jansson) -o $@
+
+test: $(BIN) $(TEST_BINS)
+	BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TEST_BINS)
+
+# ---- running the demo ----
+
+run: all
+	@scripts/deps.sh --install servers
+	@scripts/run-demo.sh $(BIN) $(DATA_DIR) $(PORT)
+
+stop:
+	@scripts/stack.sh stop $(DATA_DIR) || true
+	@if [ -f $(DATA_DIR)/conversa.pid ]; then kill $$(cat $(DATA_DIR)/conversa.pid) 2>/dev/null || true; rm -f $(DATA_DIR)/conversa.pid; fi
+
+bench: all
+	@scripts/deps.sh --install servers bench
+	CONVERSA_BIN=$(BIN) bench/run.sh
+
+format:
+	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*.h tests/*.c tests/*.h)
+
+clean:
+	rm -rf build conversa
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Starts the demo: private PostgreSQL and Redis under DATA_DIR, migrations, the demo
+# seed, then `conversa serve` in the background on PORT. Running it again reuses the
+# data (and restarts conversa). `make stop` stops everything.
+# Usage: scripts/run-demo.sh BIN DATA_DIR PORT
+set -euo pipefail
+if [ "${1:-}" = "--help" ] || [ $# -ne 3 ]; then
+    echo "usage: $0 BIN DATA_DIR PORT"; [ "${1:-}" = "--help" ]; exit $?
+fi
+bin=$1 data=$2 port=$3
+here=$(cd "$(dirname "$0")" && pwd)
+
+mkdir -p "$data"
+data=$(cd "$data" && pwd)
+"$here/stack.sh" start "$data"
+# shellcheck disable=SC1091
+. "$data/env"
+export DATABASE_URL REDIS_URL
+
+if [ -f "$data/conversa.pid" ] && kill -0 "$(cat "$data/conversa.pid")" 2>/dev/null; then
+    echo "stopping the conversa started earlier (pid $(cat "$data/conversa.pid"))"
+    kill "$(cat "$data/conversa.pid")"
+    for _ in $(seq 1 100); do kill -0 "$(cat "$data/conversa.pid")" 2>/dev/null || break; sleep 0.1; done
+fi
+rm -f "$data/conversa.pid"
+
+"$bin" migrate up
+seed_out=$("$bin" seed --demo)
+token=$(printf '%s\n' "$seed_out" | awk '/api token:/ {print $3}')
+
+PORT=$port nohup "$bin" serve >>"$data/conversa.log" 2>&1 &
+echo $! >"$data/conversa.pid"
+for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/api/health/live" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$(cat "$data/conversa.pid")" 2>/dev/null; then
+        echo "conversa exited at start; the end of $data/conversa.log:" >&2
+        tail -n 20 "$data/conversa.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+cat <<EOT
+
+conversa is serving on http://localhost:$port  (pid $(cat "$data/conversa.pid"), log: $data/conversa.log)
+$seed_out
+
+Try:
+  curl http://localhost:$port/api/health
+  curl http://localhost:$port/api/health/live
+  curl http://localhost:$port/api/metrics
+
+API token for the demo admin (send as 'Authorization: Bearer $token').
+
+Stop everything with: make stop
+EOT

@@ -1,0 +1,23 @@
+/*
+ * routes.h - the route table: every endpoint conversa serves, one line each.
+ *
+ * Endpoint code lives in src/api/<resource>.c, one function per route, named
+ * api_<resource>_<action>. Find an endpoint by its path here, then its function.
+ */
+#ifndef CONVERSA_API_ROUTES_H
+#define CONVERSA_API_ROUTES_H
+
+#include <stddef.h>
+
+#include "http/router.h"
+
+extern const http_route_t api_routes[];
+extern const size_t api_nroutes;
+
+/* Handlers (src/api/health.c) */
+void api_health_get(struct http_request *r);
+void api_health_live(struct http_request *r);
+/* Handlers (src/api/metrics.c) */
+void api_metrics_get(struct http_request *r);
+
+#endif

@@ -1,0 +1,63 @@
+/* conversa serve - the HTTP API on N event-loop threads. */
+#include "api/routes.h"
+#include "cache/redis.h"
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "ops/metrics.h"
+#include "ops/proc.h"
+#include "store/pg.h"
+#include "version.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static config_redis_addr_t serve_redis_addr;
+
+static void serve_thread_start(http_thread_t *t)
+{
+    pg_pool_config_t pc = {
+        .conninfo = config.database_url,
+        .size = config.pg_pool_size,
+        .pipeline_depth = config.pg_pipeline_depth,
+        .queue_max = config.pg_queue_max,
+        .statement_timeout_ms = config.statement_timeout_ms,
+        .application_name = "conversa-serve",
+    };
+    t->pg = pg_pool_new(t->loop, &pc, t->metrics);
+    t->redis = redis_client_new(t->loop, &serve_redis_addr, config.redis_timeout_ms, t->metrics);
+}
+
+static void serve_thread_stop(http_thread_t *t)
+{
+    pg_pool_free(t->pg);
+    t->pg = NULL;
+    redis_client_free(t->redis);
+    t->redis = NULL;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: conversa serve\n\n"
+               "Serves the HTTP API on HOST:PORT with THREADS event loops, each with its own\n"
+               "PostgreSQL connections (PG_POOL_SIZE) and Redis connection. The database and\n"
+               "Redis may be down at start: connections are retried with backoff and\n"
+               "/api/health reports them. SIGTERM or SIGINT stop it gracefully.\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "conversa serve: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    if (config_load() != 0)
+        return 2;
+    config_parse_redis_url(config.redis_url, &serve_redis_addr);
+    proc_init(config.memory_limit_mb);
+    log_info("serve", "conversa %s starting", CONVERSA_VERSION);
+    static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop};
+    int rc = http_server_run(api_routes, api_nroutes, &hooks);
+    metrics_shutdown();
+    return rc == 0 ? 0 : 1;
+}

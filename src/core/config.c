@@ -1,0 +1,183 @@
+#include "core/config.h"
+#include "core/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+config_t config;
+
+static int config_bad(const char *name, const char *value, const char *why)
+{
+    fprintf(stderr, "conversa: invalid %s=\"%s\": %s\n", name, value, why);
+    return -1;
+}
+
+/* Reads an unsigned integer in [min, max]; an unset or empty variable keeps the default. */
+static int config_uint(const char *name, unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    char *end;
+    errno = 0;
+    if (*v == '-' || *v == '+')
+        goto Bad;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || n < min || n > max)
+        goto Bad;
+    *out = n;
+    return 0;
+Bad : {
+    char why[128];
+    snprintf(why, sizeof(why), "must be an integer from %llu to %llu", min, max);
+    return config_bad(name, v, why);
+}
+}
+
+static int config_unsigned(const char *name, unsigned long long min, unsigned long long max, unsigned *field)
+{
+    unsigned long long v = *field;
+    if (config_uint(name, min, max, &v) != 0)
+        return -1;
+    *field = (unsigned)v;
+    return 0;
+}
+
+static int config_bool(const char *name, int *field)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (strcmp(v, "1") == 0 || strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+        *field = 1;
+    else if (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+        *field = 0;
+    else
+        return config_bad(name, v, "must be on or off");
+    return 0;
+}
+
+static const char *config_string(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? v : dflt;
+}
+
+int config_parse_redis_url(const char *url, config_redis_addr_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    const char *p = url + 8;
+    const char *at = strchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon != NULL ? colon + 1 : p;
+        size_t n = (size_t)(at - pw);
+        if (n >= sizeof(out->password))
+            return -1;
+        memcpy(out->password, pw, n);
+        p = at + 1;
+    }
+    size_t hn = strcspn(p, ":/");
+    if (hn == 0 || hn >= sizeof(out->host))
+        return -1;
+    memcpy(out->host, p, hn);
+    p += hn;
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535)
+            return -1;
+        out->port = (int)port;
+        p = end;
+    }
+    if (*p == '/') {
+        ++p;
+        if (*p != '\0') {
+            char *end;
+            long db = strtol(p, &end, 10);
+            if (end == p || *end != '\0' || db < 0 || db > 1000000)
+                return -1;
+            out->db = (int)db;
+            p = end;
+        }
+    }
+    return *p == '\0' ? 0 : -1;
+}
+
+int config_load(void)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    config = (config_t){
+        .host = config_string("HOST", "0.0.0.0"),
+        .port = 5000,
+        .threads = ncpu > 0 ? (unsigned)ncpu : 1,
+        .database_url = config_string("DATABASE_URL", "postgresql://conversa@127.0.0.1:5433/conversa"),
+        .redis_url = config_string("REDIS_URL", "redis://127.0.0.1:6380"),
+        .log_level = LOG_INFO,
+        .access_log = 1,
+        .pg_pool_size = 2,
+        .pg_pipeline_depth = 32,
+        .pg_queue_max = 4096,
+        .statement_timeout_ms = 5000,
+        .redis_timeout_ms = 250,
+        .max_body_bytes = 3 * 1024 * 1024,
+        .max_connections = 10000,
+        .http_timeout_ms = 10000,
+        .shutdown_timeout_ms = 10000,
+        .memory_limit_mb = 0,
+        .db_wait_s = 30,
+    };
+
+    const char *lv = config_string("LOG_LEVEL", "info");
+    if ((config.log_level = log_parse_level(lv)) < 0)
+        return config_bad("LOG_LEVEL", lv, "must be one of debug, info, warn, error, off");
+
+    unsigned long long body = config.max_body_bytes;
+    if (config_unsigned("PORT", 1, 65535, &config.port) != 0 ||
+        config_unsigned("THREADS", 1, 256, &config.threads) != 0 ||
+        config_bool("ACCESS_LOG", &config.access_log) != 0 ||
+        config_unsigned("PG_POOL_SIZE", 1, 64, &config.pg_pool_size) != 0 ||
+        config_unsigned("PG_PIPELINE_DEPTH", 1, 1024, &config.pg_pipeline_depth) != 0 ||
+        config_unsigned("PG_QUEUE_MAX", 1, 1000000, &config.pg_queue_max) != 0 ||
+        config_unsigned("STATEMENT_TIMEOUT_MS", 1, 3600000, &config.statement_timeout_ms) != 0 ||
+        config_unsigned("REDIS_TIMEOUT_MS", 1, 60000, &config.redis_timeout_ms) != 0 ||
+        config_uint("MAX_BODY_BYTES", 1024, 1024ull * 1024 * 1024, &body) != 0 ||
+        config_unsigned("MAX_CONNECTIONS", 1, 1000000, &config.max_connections) != 0 ||
+        config_unsigned("HTTP_TIMEOUT_MS", 100, 3600000, &config.http_timeout_ms) != 0 ||
+        config_unsigned("SHUTDOWN_TIMEOUT_MS", 0, 3600000, &config.shutdown_timeout_ms) != 0 ||
+        config_unsigned("MEMORY_LIMIT_MB", 0, 1u << 30, &config.memory_limit_mb) != 0 ||
+        config_unsigned("DB_WAIT_SECONDS", 0, 3600, &config.db_wait_s) != 0)
+        return -1;
+    config.max_body_bytes = (size_t)body;
+
+    config_redis_addr_t addr;
+    if (config_parse_redis_url(config.redis_url, &addr) != 0)
+        return config_bad("REDIS_URL", config.redis_url, "must look like redis://[:password@]host[:port][/db]");
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, config.host, ip) != 1 && inet_pton(AF_INET6, config.host, ip) != 1)
+        return config_bad("HOST", config.host, "must be an IPv4 or IPv6 address");
+    char *pqerr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(config.database_url, &pqerr);
+    if (opts == NULL) {
+        char why[512];
+        snprintf(why, sizeof(why), "not a valid libpq connection string (%s)", pqerr != NULL ? pqerr : "out of memory");
+        PQfreemem(pqerr);
+        for (char *p = why; *p; ++p)
+            if (*p == '\n')
+                *p = ' ';
+        return config_bad("DATABASE_URL", config.database_url, why);
+    }
+    PQconninfoFree(opts);
+
+    log_set_level((log_level_t)config.log_level);
+    log_set_access(config.access_log);
+    return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * config.h - the process configuration, read once from environment variables.
+ *
+ * config_load() fills the global `config` or returns -1 after printing one line that
+ * names the offending variable; the caller exits with status 2. Nothing else in the
+ * program reads the environment. The README's configuration table documents every
+ * field here; keep them in step.
+ */
+#ifndef CONVERSA_CORE_CONFIG_H
+#define CONVERSA_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct config {
+    const char *host;              /* HOST: listen address */
+    unsigned port;                 /* PORT */
+    unsigned threads;              /* THREADS: event-loop threads */
+    const char *database_url;      /* DATABASE_URL: libpq connection string or URI */
+    const char *redis_url;         /* REDIS_URL: redis://[:password@]host:port[/db] */
+    int log_level;                 /* LOG_LEVEL */
+    int access_log;                /* ACCESS_LOG */
+    unsigned pg_pool_size;         /* PG_POOL_SIZE: connections per thread */
+    unsigned pg_pipeline_depth;    /* PG_PIPELINE_DEPTH: queries in flight per connection */
+    unsigned pg_queue_max;         /* PG_QUEUE_MAX: queries waiting per thread before 503 */
+    unsigned statement_timeout_ms; /* STATEMENT_TIMEOUT_MS */
+    unsigned redis_timeout_ms;     /* REDIS_TIMEOUT_MS */
+    size_t max_body_bytes;         /* MAX_BODY_BYTES */
+    unsigned max_connections;      /* MAX_CONNECTIONS: whole process */
+    unsigned http_timeout_ms;      /* HTTP_TIMEOUT_MS: header read and keep-alive idle */
+    unsigned shutdown_timeout_ms;  /* SHUTDOWN_TIMEOUT_MS */
+    unsigned memory_limit_mb;      /* MEMORY_LIMIT_MB: 0 = cgroup limit or physical memory */
+    unsigned db_wait_s;            /* DB_WAIT_SECONDS: how long one-shot commands wait for the database */
+} config_t;
+
+/** The configuration in force; valid after config_load() returned 0. */
+extern config_t config;
+
+/** Reads the environment into `config`. Returns 0, or -1 after printing the reason. */
+int config_load(void);
+
+/** The parsed form of REDIS_URL. */
+typedef struct config_redis_addr {
+    char host[256];
+    int port;
+    char password[256];
+    int db;
+} config_redis_addr_t;
+
+/** Parses a redis:// URL. Returns 0 or -1 when it is malformed. */
+int config_parse_redis_url(const char *url, config_redis_addr_t *out);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * timer.h - a one-shot timer of any duration on an h2o event loop.
+ *
+ * h2o 2.2.5 groups timeout entries by a fixed duration (h2o_timeout_t); a timer
+ * whose duration varies (backoff, per-call deadlines) needs its own group, which this
+ * wraps. The owner embeds a loop_timer_t, starts it as often as it likes, and must
+ * call loop_timer_dispose() before freeing it.
+ */
+#ifndef CONVERSA_CORE_TIMER_H
+#define CONVERSA_CORE_TIMER_H
+
+#include <h2o.h>
+
+typedef struct loop_timer loop_timer_t;
+typedef void (*loop_timer_cb)(loop_timer_t *timer);
+
+struct loop_timer {
+    h2o_loop_t *loop;
+    h2o_timeout_t group;
+    h2o_timeout_entry_t entry;
+    loop_timer_cb cb;
+    uint64_t ms;
+    int initialized;
+};
+
+/** Prepares a timer; it does not run until loop_timer_start(). */
+void loop_timer_init(loop_timer_t *t, h2o_loop_t *loop, loop_timer_cb cb);
+
+/** (Re)arms the timer to fire once after ms milliseconds. */
+void loop_timer_start(loop_timer_t *t, uint64_t ms);
+
+/** Disarms the timer; harmless when it is not armed. */
+void loop_timer_stop(loop_timer_t *t);
+
+/** Whether the timer is armed. */
+int loop_timer_armed(const loop_timer_t *t);
+
+/** Disarms and releases the timer's resources. */
+void loop_timer_dispose(loop_timer_t *t);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * util.h - small helpers shared by every module: clocks, fatal errors, string building.
+ *
+ * Contract: nothing here allocates except strbuf_*, whose buffer the caller owns and
+ * frees with strbuf_free(). fatal() is for broken invariants only; it never returns.
+ */
+#ifndef CONVERSA_CORE_UTIL_H
+#define CONVERSA_CORE_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UTIL_MIN(a, b)     ((a) < (b) ? (a) : (b))
+
+#define util_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/** Monotonic clock in nanoseconds. */
+uint64_t util_now_ns(void);
+
+/** Wall clock in nanoseconds since the epoch. */
+uint64_t util_wall_ns(void);
+
+/** Prints "fatal: <message>" and aborts. For broken invariants, never for bad input. */
+__attribute__((noreturn, format(printf, 1, 2))) void util_fatal(const char *fmt, ...);
+
+/** malloc/calloc/realloc that call util_fatal() when memory is exhausted. */
+void *util_malloc(size_t n);
+void *util_calloc(size_t count, size_t n);
+void *util_realloc(void *p, size_t n);
+char *util_strdup(const char *s);
+
+/**
+ * A growable byte buffer. Always NUL-terminated after any append so it can be used
+ * as a C string; len excludes the terminator.
+ */
+typedef struct strbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+} strbuf_t;
+
+void strbuf_init(strbuf_t *b);
+void strbuf_reserve(strbuf_t *b, size_t extra);
+void strbuf_append(strbuf_t *b, const void *p, size_t n);
+void strbuf_puts(strbuf_t *b, const char *s);
+__attribute__((format(printf, 2, 3))) void strbuf_printf(strbuf_t *b, const char *fmt, ...);
+void strbuf_vprintf(strbuf_t *b, const char *fmt, va_list ap);
+/** Appends s as the inside of a JSON string (without quotes), escaping as RFC 8259 asks. */
+void strbuf_json_escape(strbuf_t *b, const char *s, size_t n);
+void strbuf_reset(strbuf_t *b);
+void strbuf_free(strbuf_t *b);
+
+#endif

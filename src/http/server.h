@@ -1,0 +1,84 @@
+/*
+ * server.h - the HTTP server: one h2o event loop per thread, each with its own
+ * listening socket (SO_REUSEPORT), its own PostgreSQL pool and Redis client, and its
+ * own metrics shard.
+ *
+ * Contract with endpoint code: a handler is called on the loop thread with an
+ * http_request_t that lives until the response is finished or the client is gone.
+ * The handler must reply exactly once (http_reply*), now or later from a callback.
+ * Anything that will call back later is linked to r->waiters (see core/waiter.h);
+ * the server cancels those when the request is disposed, so no callback ever sees a
+ * freed request.
+ */
+#ifndef CONVERSA_HTTP_SERVER_H
+#define CONVERSA_HTTP_SERVER_H
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "core/timer.h"
+#include "http/router.h"
+
+struct pg_pool;
+struct redis_client;
+struct metrics_shard;
+
+typedef struct http_thread {
+    unsigned index;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int listen_fd;
+    h2o_linklist_t conns; /* http_conn_t, for closing idle keep-alives at shutdown */
+    size_t nconns;
+    size_t max_conns;
+    size_t inflight;
+    uint64_t next_request;
+    struct metrics_shard *metrics;
+    struct pg_pool *pg;
+    struct redis_client *redis;
+    loop_timer_t tick;
+    pthread_t tid;
+    int stopping;
+    int started;
+} http_thread_t;
+
+typedef struct http_request {
+    h2o_req_t *req;
+    http_thread_t *thread;
+    int route;  /* index into the route table, or -1 */
+    int method; /* metrics_method_id() */
+    http_params_t params;
+    uint64_t start_ns;
+    h2o_linklist_t waiters;
+    int replied;
+    char id[40];
+} http_request_t;
+
+typedef struct http_server_hooks {
+    /** Called on each loop thread before it serves; sets up t->pg and t->redis. */
+    void (*thread_start)(http_thread_t *t);
+    /** Called on each loop thread after it stopped serving and every request is done. */
+    void (*thread_stop)(http_thread_t *t);
+} http_server_hooks_t;
+
+/**
+ * Binds the listeners, starts config.threads loops, and serves `routes` until SIGTERM
+ * or SIGINT; then stops accepting, lets in-flight requests finish (bounded by
+ * SHUTDOWN_TIMEOUT_MS), closes every connection and returns 0. Returns -1 when it could
+ * not start (the reason is logged).
+ */
+int http_server_run(const http_route_t *routes, size_t nroutes, const http_server_hooks_t *hooks);
+
+/** The route table being served (for labels and logs). */
+const http_route_t *http_server_route(int index);
+
+/** Asks a running server to stop, as SIGTERM does. Safe from any thread. */
+void http_server_stop(void);
+
+/** Whether shutdown has begun. */
+int http_server_stopping(void);
+
+#endif

@@ -1,0 +1,400 @@
+#include "ops/metrics.h"
+#include "ops/proc.h"
+#include "core/util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define METRICS_MAX_SHARDS 512
+#define METRICS_HTTP_SLOTS 256 /* per shard; (route, method, status) triples seen */
+
+/* The plan's buckets, in seconds. */
+static const double metrics_http_buckets[] = {0.0001, 0.005, 0.015, 0.05, 0.1, 0.5, 1, 2.5, 5};
+#define METRICS_HTTP_NB (sizeof(metrics_http_buckets) / sizeof(metrics_http_buckets[0]))
+
+static const double metrics_rtt_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1};
+#define METRICS_RTT_NB (sizeof(metrics_rtt_buckets) / sizeof(metrics_rtt_buckets[0]))
+
+static const char *const metrics_methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"};
+#define METRICS_METHOD_OTHER 7
+
+typedef struct metrics_hist_slot {
+    uint64_t key; /* 0 = free; written last by the owner, read first by scrapes */
+    uint64_t buckets[METRICS_HTTP_NB];
+    uint64_t count;
+    uint64_t sum_ns;
+} metrics_hist_slot_t;
+
+typedef struct metrics_rtt_hist {
+    uint64_t buckets[METRICS_RTT_NB];
+    uint64_t count;
+    uint64_t sum_ns;
+} metrics_rtt_hist_t;
+
+struct metrics_shard {
+    uint64_t counters[METRICS_COUNTER_MAX];
+    int64_t gauges[METRICS_GAUGE_MAX];
+    metrics_rtt_hist_t rtt[METRICS_RTT_MAX];
+    uint64_t http_overflow; /* observations dropped because every slot was taken */
+    metrics_hist_slot_t http[METRICS_HTTP_SLOTS];
+};
+
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+static metrics_shard_t *metrics_shards[METRICS_MAX_SHARDS];
+static size_t metrics_nshards;
+static const char *const *metrics_routes;
+static size_t metrics_nroutes;
+static metrics_shard_t metrics_fallback;
+static pthread_mutex_t metrics_fallback_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread metrics_shard_t *metrics_current;
+
+/* Single-writer increment: a relaxed load and store, no locked instruction. */
+#define METRICS_BUMP(p, n) __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define METRICS_READ(p)    __atomic_load_n((p), __ATOMIC_RELAXED)
+
+void metrics_init(const char *const *route_names, size_t nroutes)
+{
+    metrics_routes = route_names;
+    metrics_nroutes = nroutes;
+    pthread_mutex_lock(&metrics_lock);
+    if (metrics_nshards == 0)
+        metrics_shards[metrics_nshards++] = &metrics_fallback;
+    pthread_mutex_unlock(&metrics_lock);
+}
+
+metrics_shard_t *metrics_shard_new(void)
+{
+    metrics_shard_t *s = util_calloc(1, sizeof(*s));
+    pthread_mutex_lock(&metrics_lock);
+    if (metrics_nshards == 0)
+        metrics_shards[metrics_nshards++] = &metrics_fallback;
+    if (metrics_nshards == METRICS_MAX_SHARDS)
+        util_fatal("too many metrics shards");
+    metrics_shards[metrics_nshards++] = s;
+    pthread_mutex_unlock(&metrics_lock);
+    metrics_current = s;
+    return s;
+}
+
+void metrics_shard_bind(metrics_shard_t *shard)
+{
+    metrics_current = shard;
+}
+
+metrics_shard_t *metrics_shard(void)
+{
+    return metrics_current != NULL ? metrics_current : &metrics_fallback;
+}
+
+/*
+ * The fallback shard may be written by several threads at once (start-up code,
+ * background threads without a shard), so its writes take a lock.
+ */
+#define METRICS_WRITE(s, stmt)                                                                                         \
+    do {                                                                                                               \
+        if ((s) == &metrics_fallback) {                                                                                \
+            pthread_mutex_lock(&metrics_fallback_lock);                                                                \
+            stmt;                                                                                                      \
+            pthread_mutex_unlock(&metrics_fallback_lock);                                                              \
+        } else {                                                                                                       \
+            stmt;                                                                                                      \
+        }                                                                                                              \
+    } while (0)
+
+void metrics_add(metrics_shard_t *s, metrics_counter_t c, uint64_t n)
+{
+    METRICS_WRITE(s, METRICS_BUMP(&s->counters[c], n));
+}
+
+void metrics_gauge_add(metrics_shard_t *s, metrics_gauge_t g, int64_t delta)
+{
+    METRICS_WRITE(s, METRICS_BUMP(&s->gauges[g], delta));
+}
+
+void metrics_gauge_set(metrics_shard_t *s, metrics_gauge_t g, int64_t value)
+{
+    METRICS_WRITE(s, __atomic_store_n(&s->gauges[g], value, __ATOMIC_RELAXED));
+}
+
+static void metrics_rtt_record(metrics_rtt_hist_t *h, uint64_t ns)
+{
+    double secs = (double)ns / 1e9;
+    for (size_t i = 0; i != METRICS_RTT_NB; ++i)
+        if (secs <= metrics_rtt_buckets[i]) {
+            METRICS_BUMP(&h->buckets[i], 1);
+            break;
+        }
+    METRICS_BUMP(&h->count, 1);
+    METRICS_BUMP(&h->sum_ns, ns);
+}
+
+void metrics_observe_rtt(metrics_shard_t *s, metrics_rtt_t which, uint64_t ns)
+{
+    METRICS_WRITE(s, metrics_rtt_record(&s->rtt[which], ns));
+}
+
+int metrics_method_id(const char *method, size_t len)
+{
+    for (int i = 0; i != METRICS_METHOD_OTHER; ++i)
+        if (strlen(metrics_methods[i]) == len && memcmp(metrics_methods[i], method, len) == 0)
+            return i;
+    return METRICS_METHOD_OTHER;
+}
+
+static void metrics_http_record(metrics_shard_t *s, uint64_t key, uint64_t ns)
+{
+    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 56) % METRICS_HTTP_SLOTS;
+    for (size_t probe = 0; probe != METRICS_HTTP_SLOTS; ++probe) {
+        metrics_hist_slot_t *slot = &s->http[(h + probe) % METRICS_HTTP_SLOTS];
+        uint64_t k = METRICS_READ(&slot->key);
+        if (k == 0) {
+            /* Claim: the slot's figures are zero; publish the key with release so a
+             * scrape that sees it sees zeroed figures at worst. */
+            __atomic_store_n(&slot->key, key, __ATOMIC_RELEASE);
+            k = key;
+        }
+        if (k != key)
+            continue;
+        double secs = (double)ns / 1e9;
+        for (size_t i = 0; i != METRICS_HTTP_NB; ++i)
+            if (secs <= metrics_http_buckets[i]) {
+                METRICS_BUMP(&slot->buckets[i], 1);
+                break;
+            }
+        METRICS_BUMP(&slot->count, 1);
+        METRICS_BUMP(&slot->sum_ns, ns);
+        return;
+    }
+    METRICS_BUMP(&s->http_overflow, 1);
+}
+
+void metrics_observe_http(metrics_shard_t *s, int route, int method, int status, uint64_t ns)
+{
+    if (status < 100 || status > 999)
+        status = 999;
+    uint64_t key = ((uint64_t)(route + 2) << 24) | ((uint64_t)method << 16) | (uint64_t)status;
+    METRICS_WRITE(s, metrics_http_record(s, key, ns));
+}
+
+uint64_t metrics_counter_total(metrics_counter_t c)
+{
+    uint64_t sum = 0;
+    pthread_mutex_lock(&metrics_lock);
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        sum += METRICS_READ(&metrics_shards[i]->counters[c]);
+    pthread_mutex_unlock(&metrics_lock);
+    return sum;
+}
+
+int64_t metrics_gauge_total(metrics_gauge_t g)
+{
+    int64_t sum = 0;
+    pthread_mutex_lock(&metrics_lock);
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        sum += METRICS_READ(&metrics_shards[i]->gauges[g]);
+    pthread_mutex_unlock(&metrics_lock);
+    return sum;
+}
+
+/* ---- rendering ---- */
+
+typedef struct metrics_family {
+    const char *name;
+    const char *type;
+    const char *help;
+} metrics_family_t;
+
+static const metrics_family_t metrics_counter_families[METRICS_COUNTER_MAX] = {
+    [METRICS_HTTP_ACCEPTED] = {"http_connections_accepted_total", "counter", "Client connections accepted."},
+    [METRICS_HTTP_REFUSED] = {"http_connections_refused_total", "counter",
+                              "Client connections closed at once because MAX_CONNECTIONS was reached."},
+    [METRICS_PG_QUERIES] = {"db_queries_total", "counter", "PostgreSQL queries completed."},
+    [METRICS_PG_ERRORS] = {"db_query_errors_total", "counter", "PostgreSQL queries that failed."},
+    [METRICS_PG_REJECTED] = {"db_queries_rejected_total", "counter",
+                             "PostgreSQL queries refused because the wait queue was full."},
+    [METRICS_PG_PREPARES] = {"db_prepared_statements_total", "counter",
+                             "Statements prepared on PostgreSQL connections; flat once every connection is warm."},
+    [METRICS_PG_CONNECTS] = {"db_connections_opened_total", "counter", "PostgreSQL connections established."},
+    [METRICS_PG_CONNECT_ERRORS] = {"db_connection_errors_total", "counter",
+                                   "PostgreSQL connection attempts that failed or connections lost."},
+    [METRICS_REDIS_COMMANDS] = {"redis_commands_total", "counter", "Redis commands answered."},
+    [METRICS_REDIS_ERRORS] = {"redis_command_errors_total", "counter",
+                              "Redis commands that failed, timed out or were cut by a disconnection."},
+    [METRICS_REDIS_CONNECTS] = {"redis_connections_opened_total", "counter", "Redis connections established."},
+    [METRICS_REDIS_CONNECT_ERRORS] = {"redis_connection_errors_total", "counter",
+                                      "Redis connection attempts that failed or connections lost."},
+};
+
+static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
+    [METRICS_HTTP_OPEN] = {"http_connections_open", "gauge", "Client connections open."},
+    [METRICS_HTTP_INFLIGHT] = {"http_requests_in_flight", "gauge", "Requests being handled."},
+    [METRICS_PG_UP] = {"db_connections_ready", "gauge", "PostgreSQL connections ready for queries."},
+    [METRICS_PG_POOL] = {"db_connections_max", "gauge", "PostgreSQL connections configured."},
+    [METRICS_PG_WAITING] = {"db_queries_waiting", "gauge", "Queries waiting for a PostgreSQL connection."},
+    [METRICS_PG_INFLIGHT] = {"db_queries_in_flight", "gauge", "Queries sent to PostgreSQL and not yet answered."},
+    [METRICS_REDIS_UP] = {"redis_connections_ready", "gauge", "Redis connections ready for commands."},
+};
+
+static const metrics_family_t metrics_rtt_families[METRICS_RTT_MAX] = {
+    [METRICS_RTT_PG] = {"db_query_duration_seconds", "histogram", "PostgreSQL round trip per query, in seconds."},
+    [METRICS_RTT_REDIS] = {"redis_command_duration_seconds", "histogram", "Redis round trip per command, in seconds."},
+};
+
+static void metrics_header(strbuf_t *out, const metrics_family_t *f)
+{
+    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+}
+
+static void metrics_label_escape(strbuf_t *out, const char *s)
+{
+    for (; *s; ++s) {
+        if (*s == '\\' || *s == '"')
+            strbuf_append(out, "\\", 1);
+        if (*s == '\n') {
+            strbuf_puts(out, "\\n");
+            continue;
+        }
+        strbuf_append(out, s, 1);
+    }
+}
+
+static int metrics_key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void metrics_render_http(strbuf_t *out)
+{
+    /* Gather the distinct keys across shards, then sum each one. */
+    uint64_t *keys = util_malloc(sizeof(uint64_t) * METRICS_HTTP_SLOTS * metrics_nshards);
+    size_t nkeys = 0;
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        for (size_t j = 0; j != METRICS_HTTP_SLOTS; ++j) {
+            uint64_t k = __atomic_load_n(&metrics_shards[i]->http[j].key, __ATOMIC_ACQUIRE);
+            if (k != 0)
+                keys[nkeys++] = k;
+        }
+    qsort(keys, nkeys, sizeof(*keys), metrics_key_cmp);
+
+    static const metrics_family_t fam = {"http_request_duration_seconds", "histogram",
+                                         "Time from request received to response finished, in seconds."};
+    metrics_header(out, &fam);
+    for (size_t n = 0; n != nkeys; ++n) {
+        if (n != 0 && keys[n] == keys[n - 1])
+            continue;
+        uint64_t key = keys[n];
+        uint64_t buckets[METRICS_HTTP_NB] = {0}, count = 0, sum_ns = 0;
+        for (size_t i = 0; i != metrics_nshards; ++i)
+            for (size_t j = 0; j != METRICS_HTTP_SLOTS; ++j) {
+                metrics_hist_slot_t *slot = &metrics_shards[i]->http[j];
+                if (__atomic_load_n(&slot->key, __ATOMIC_ACQUIRE) != key)
+                    continue;
+                for (size_t b = 0; b != METRICS_HTTP_NB; ++b)
+                    buckets[b] += METRICS_READ(&slot->buckets[b]);
+                count += METRICS_READ(&slot->count);
+                sum_ns += METRICS_READ(&slot->sum_ns);
+            }
+        int route = (int)(key >> 24) - 2;
+        int method = (int)((key >> 16) & 0xff);
+        int status = (int)(key & 0xffff);
+        strbuf_t labels;
+        strbuf_init(&labels);
+        strbuf_printf(&labels, "method=\"%s\",route=\"", metrics_methods[method]);
+        metrics_label_escape(&labels, route >= 0 && (size_t)route < metrics_nroutes ? metrics_routes[route] : "none");
+        strbuf_printf(&labels, "\",status=\"%d\"", status);
+        uint64_t cum = 0;
+        for (size_t b = 0; b != METRICS_HTTP_NB; ++b) {
+            cum += buckets[b];
+            strbuf_printf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", fam.name, labels.data, metrics_http_buckets[b],
+                          (unsigned long long)cum);
+        }
+        /* count is bumped after the bucket, so a racing scrape may see cum > count. */
+        if (count < cum)
+            count = cum;
+        strbuf_printf(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", fam.name, labels.data, (unsigned long long)count);
+        strbuf_printf(out, "%s_sum{%s} %.9f\n", fam.name, labels.data, (double)sum_ns / 1e9);
+        strbuf_printf(out, "%s_count{%s} %llu\n", fam.name, labels.data, (unsigned long long)count);
+        strbuf_free(&labels);
+    }
+    free(keys);
+}
+
+static void metrics_render_rtt(strbuf_t *out, metrics_rtt_t which)
+{
+    const metrics_family_t *f = &metrics_rtt_families[which];
+    uint64_t buckets[METRICS_RTT_NB] = {0}, count = 0, sum_ns = 0;
+    for (size_t i = 0; i != metrics_nshards; ++i) {
+        metrics_rtt_hist_t *h = &metrics_shards[i]->rtt[which];
+        for (size_t b = 0; b != METRICS_RTT_NB; ++b)
+            buckets[b] += METRICS_READ(&h->buckets[b]);
+        count += METRICS_READ(&h->count);
+        sum_ns += METRICS_READ(&h->sum_ns);
+    }
+    metrics_header(out, f);
+    uint64_t cum = 0;
+    for (size_t b = 0; b != METRICS_RTT_NB; ++b) {
+        cum += buckets[b];
+        strbuf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", f->name, metrics_rtt_buckets[b], (unsigned long long)cum);
+    }
+    if (count < cum)
+        count = cum;
+    strbuf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", f->name, (unsigned long long)count);
+    strbuf_printf(out, "%s_sum %.9f\n%s_count %llu\n", f->name, (double)sum_ns / 1e9, f->name,
+                  (unsigned long long)count);
+}
+
+void metrics_render(strbuf_t *out)
+{
+    pthread_mutex_lock(&metrics_lock);
+    metrics_render_http(out);
+    for (int c = 0; c != METRICS_COUNTER_MAX; ++c) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i != metrics_nshards; ++i)
+            sum += METRICS_READ(&metrics_shards[i]->counters[c]);
+        metrics_header(out, &metrics_counter_families[c]);
+        strbuf_printf(out, "%s %llu\n", metrics_counter_families[c].name, (unsigned long long)sum);
+    }
+    for (int g = 0; g != METRICS_GAUGE_MAX; ++g) {
+        int64_t sum = 0;
+        for (size_t i = 0; i != metrics_nshards; ++i)
+            sum += METRICS_READ(&metrics_shards[i]->gauges[g]);
+        metrics_header(out, &metrics_gauge_families[g]);
+        strbuf_printf(out, "%s %lld\n", metrics_gauge_families[g].name, (long long)sum);
+    }
+    for (int r = 0; r != METRICS_RTT_MAX; ++r)
+        metrics_render_rtt(out, (metrics_rtt_t)r);
+    pthread_mutex_unlock(&metrics_lock);
+
+    proc_stats_t ps;
+    proc_stats(&ps);
+    static const metrics_family_t fams[] = {
+        {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."},
+        {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."},
+        {"process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds."},
+        {"process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds."},
+        {"process_open_fds", "gauge", "Open file descriptors."},
+        {"process_max_fds", "gauge", "Limit on open file descriptors."},
+        {"process_memory_limit_bytes", "gauge",
+         "Memory the process may use: the cgroup limit, MEMORY_LIMIT_MB, or physical memory."},
+    };
+    const double vals[] = {
+        (double)ps.rss_bytes, (double)ps.vsize_bytes,       ps.start_time_s, ps.cpu_seconds, (double)ps.open_fds,
+        (double)ps.max_fds,   (double)ps.memory_limit_bytes};
+    for (size_t i = 0; i != UTIL_ARRAY_SIZE(fams); ++i) {
+        metrics_header(out, &fams[i]);
+        strbuf_printf(out, "%s %.17g\n", fams[i].name, vals[i]);
+    }
+}
+
+void metrics_shutdown(void)
+{
+    pthread_mutex_lock(&metrics_lock);
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        if (metrics_shards[i] != &metrics_fallback)
+            free(metrics_shards[i]);
+    metrics_nshards = 0;
+    pthread_mutex_unlock(&metrics_lock);
+    metrics_current = NULL;
+}

@@ -1,0 +1,85 @@
+/*
+ * metrics.h - the metrics registry and its Prometheus text rendering.
+ *
+ * Each event-loop thread owns a shard and is the only writer of it, so the request
+ * path takes no lock and no atomic read-modify-write: counters are bumped with relaxed
+ * loads and stores. A scrape (any thread) reads every shard with relaxed loads and
+ * sums them; a figure may be a few events behind, never torn. Shards live as long as
+ * the process (metrics_shard_new() registers, nothing unregisters until
+ * metrics_shutdown()), so a scrape never reads freed memory.
+ */
+#ifndef CONVERSA_OPS_METRICS_H
+#define CONVERSA_OPS_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+typedef enum metrics_counter {
+    METRICS_HTTP_ACCEPTED,     /* connections accepted */
+    METRICS_HTTP_REFUSED,      /* connections refused over MAX_CONNECTIONS */
+    METRICS_PG_QUERIES,        /* queries completed (any outcome) */
+    METRICS_PG_ERRORS,         /* queries that failed */
+    METRICS_PG_REJECTED,       /* queries refused because the wait queue was full */
+    METRICS_PG_PREPARES,       /* statements prepared (flat after warm-up) */
+    METRICS_PG_CONNECTS,       /* successful connection set-ups */
+    METRICS_PG_CONNECT_ERRORS, /* failed connection attempts */
+    METRICS_REDIS_COMMANDS,    /* commands answered */
+    METRICS_REDIS_ERRORS,      /* commands failed, disconnected or timed out */
+    METRICS_REDIS_CONNECTS,    /* successful connection set-ups */
+    METRICS_REDIS_CONNECT_ERRORS,
+    METRICS_COUNTER_MAX
+} metrics_counter_t;
+
+typedef enum metrics_gauge {
+    METRICS_HTTP_OPEN,     /* open client connections */
+    METRICS_HTTP_INFLIGHT, /* requests being handled */
+    METRICS_PG_UP,         /* PostgreSQL connections ready */
+    METRICS_PG_POOL,       /* PostgreSQL connections configured */
+    METRICS_PG_WAITING,    /* queries waiting for a connection */
+    METRICS_PG_INFLIGHT,   /* queries sent, not yet answered */
+    METRICS_REDIS_UP,      /* Redis connections ready */
+    METRICS_GAUGE_MAX
+} metrics_gauge_t;
+
+typedef enum metrics_rtt { METRICS_RTT_PG, METRICS_RTT_REDIS, METRICS_RTT_MAX } metrics_rtt_t;
+
+typedef struct metrics_shard metrics_shard_t;
+
+/** Names the route templates (indexed by route id) used as the `route` label. Call once before serving. */
+void metrics_init(const char *const *route_names, size_t nroutes);
+
+/** Creates and registers a shard for the calling thread. */
+metrics_shard_t *metrics_shard_new(void);
+
+/** The calling thread's shard, or a shared fallback shard for threads that made none. */
+metrics_shard_t *metrics_shard(void);
+
+/** Makes `shard` the calling thread's shard. */
+void metrics_shard_bind(metrics_shard_t *shard);
+
+void metrics_add(metrics_shard_t *s, metrics_counter_t c, uint64_t n);
+void metrics_gauge_add(metrics_shard_t *s, metrics_gauge_t g, int64_t delta);
+void metrics_gauge_set(metrics_shard_t *s, metrics_gauge_t g, int64_t value);
+
+/** Records a round trip to PostgreSQL or Redis. */
+void metrics_observe_rtt(metrics_shard_t *s, metrics_rtt_t which, uint64_t ns);
+
+/** Maps an HTTP method to the small id used as a label ("OTHER" for the unusual). */
+int metrics_method_id(const char *method, size_t len);
+
+/** Records one finished HTTP request. route is an index given to metrics_init(), or -1 for none. */
+void metrics_observe_http(metrics_shard_t *s, int route, int method, int status, uint64_t ns);
+
+/** Sum of a counter or gauge across shards. */
+uint64_t metrics_counter_total(metrics_counter_t c);
+int64_t metrics_gauge_total(metrics_gauge_t g);
+
+/** Appends the whole exposition (text format 0.0.4) to out. */
+void metrics_render(strbuf_t *out);
+
+/** Frees every shard; only after all threads that used them have ended. */
+void metrics_shutdown(void);
+
+#endif

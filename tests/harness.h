@@ -1,0 +1,74 @@
+/*
+ * harness.h - what the integration tests share: starting the real conversa binary on
+ * a free port against the throw-away servers of tests/run.sh, real HTTP requests with
+ * libcurl, stopping and starting those servers, and polling with a deadline.
+ *
+ * Environment (set by tests/run.sh): CONVERSA_BIN, STACK_DIR, DATABASE_URL, REDIS_URL.
+ */
+#ifndef CONVERSA_TESTS_HARNESS_H
+#define CONVERSA_TESTS_HARNESS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct hs_server {
+    pid_t pid;
+    int port;
+    char log_path[512];
+} hs_server_t;
+
+typedef struct hs_response {
+    long status; /* 0 when the request failed at the transport level */
+    char *body;  /* NUL-terminated */
+    size_t len;
+    char *headers; /* raw header block, lower-cased names */
+    double seconds;
+} hs_response_t;
+
+/** A TCP port free on 127.0.0.1 right now. */
+int hs_free_port(void);
+
+/**
+ * Starts `conversa serve` with the test environment plus `env` ("K=V" strings, NULL
+ * terminated, may be NULL) and waits until /api/health/live answers (10 s at most).
+ */
+void hs_server_start(hs_server_t *s, const char *const *env);
+
+/** Like hs_server_start() but does not wait; for processes expected to exit. */
+void hs_server_spawn(hs_server_t *s, const char *const *argv, const char *const *env);
+
+/** Sends SIGTERM and waits; returns the exit status (128+signal when killed). */
+int hs_server_stop(hs_server_t *s);
+
+/** Waits for the process to exit by itself within timeout_ms; returns its status or -1. */
+int hs_server_wait(hs_server_t *s, int timeout_ms);
+
+/** The server's log so far (caller frees). */
+char *hs_server_log(const hs_server_t *s);
+
+/** One HTTP request to 127.0.0.1:port. headers is NULL-terminated "Name: value" or NULL. */
+hs_response_t hs_request(int port, const char *method, const char *path, const char *body, size_t len,
+                         const char *const *headers);
+
+/** GET shorthand. */
+hs_response_t hs_get(int port, const char *path);
+
+/** The value of a response header (caller frees), or NULL. */
+char *hs_header(const hs_response_t *r, const char *name);
+
+/** Parses the body as JSON (caller decrefs); NULL when it is not JSON. */
+json_t *hs_json(const hs_response_t *r);
+
+void hs_response_free(hs_response_t *r);
+
+/** Runs scripts/stack.sh CMD $STACK_DIR; returns its exit status. */
+int hs_stack(const char *cmd);
+
+/** Milliseconds on a monotonic clock. */
+double hs_now_ms(void);
+
+/** Sleeps ms milliseconds (only inside polling loops). */
+void hs_sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs the test binaries against throw-away PostgreSQL and Redis servers made for
+# this run, then removes them. Unit tests (unit_*) run in parallel; integration
+# tests (it_*) run one at a time because some stop and freeze those servers.
+# Prints a closing line "tests: N passed, N failed" and exits non-zero on failure.
+# Usage: tests/run.sh TEST_BINARY...
+set -euo pipefail
+if [ "${1:-}" = "--help" ] || [ $# -eq 0 ]; then
+    echo "usage: $0 TEST_BINARY...   (make test builds them and calls this)"
+    [ "${1:-}" = "--help" ]; exit $?
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+tmp=$(mktemp -d /tmp/conversa-test.XXXXXX)
+chmod 755 "$tmp"
+cleanup() {
+    scripts/stack.sh stop "$tmp/stack" >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+scripts/stack.sh start "$tmp/stack" --pg-port 0 --redis-port 0
+# shellcheck disable=SC1091
+. "$tmp/stack/env"
+export DATABASE_URL REDIS_URL
+export STACK_DIR="$tmp/stack"
+export CONVERSA_BIN="$here/${BUILD:-build/release}/conversa"
+if [ "${SANITIZE:-0}" = 1 ]; then
+    # leaks fail the run; a report names the leak's allocation site
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
+    export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+
+"$CONVERSA_BIN" migrate up
+"$CONVERSA_BIN" seed --demo >/dev/null
+
+passed=0 failed=0
+for t in "$@"; do
+    name=$(basename "$t")
+    jobs=()
+    case "$name" in it_*) jobs=(--jobs 1) ;; esac
+    echo "== $name"
+    set +e
+    "$t" "${jobs[@]}" --timeout 300 2>&1 | tee "$tmp/$name.out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    line=$(grep -a 'Synthesis: Tested:' "$tmp/$name.out" | tail -n 1 || true)
+    tested=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$line")
+    passing=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
+    if [ -z "$tested" ] || [ "$rc" -ne 0 ] && [ "${passing:-0}" = "${tested:-0}" ]; then
+        # the binary died before its summary, or exited non-zero with all passing
+        echo "$name: exited with status $rc" >&2
+        failed=$((failed + 1))
+        passed=$((passed + ${passing:-0}))
+        continue
+    fi
+    passed=$((passed + passing))
+    failed=$((failed + tested - passing))
+done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
