@@ -418,25 +418,26 @@ Test(server, connection_limit_refuses_extra_connections)
     static const char *const env[] = {"MAX_CONNECTIONS=4", "THREADS=1", NULL};
     hs_server_t s;
     hs_server_start(&s, env);
-    int fds[6];
-    for (int i = 0; i != 6; ++i) {
+    enum { N = 8 };
+    int fds[N];
+    for (int i = 0; i != N; ++i) {
         fds[i] = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
         sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         cr_assert_eq(connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
     }
-    hs_sleep_ms(200);
-    /* the first four are held open; the others were closed by the server */
+    /* At most four are held open (the readiness probe's connection may still count as
+     * one for a moment); the others are closed by the server at once. */
     int closed = 0;
-    for (int i = 0; i != 6; ++i) {
+    for (int i = 0; i != N; ++i) {
         char c;
-        struct timeval tv = {0, 200000};
+        struct timeval tv = {0, 300000};
         setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         if (read(fds[i], &c, 1) == 0)
             ++closed;
     }
-    cr_assert_eq(closed, 2);
-    for (int i = 0; i != 6; ++i)
+    cr_assert(closed >= N - 4 && closed <= N - 3, "%d of %d closed", closed, N);
+    for (int i = 0; i != N; ++i)
         close(fds[i]);
     double t0 = hs_now_ms();
     long status = 0;
@@ -444,7 +445,7 @@ Test(server, connection_limit_refuses_extra_connections)
         hs_response_t r = hs_get(s.port, "/api/metrics");
         status = r.status;
         if (status == 200)
-            cr_assert(metric_value(r.body, "http_connections_refused_total") >= 2, "%s", r.body);
+            cr_assert(metric_value(r.body, "http_connections_refused_total") >= closed, "%s", r.body);
         hs_response_free(&r);
     }
     cr_assert_eq(status, 200);
