@@ -85,9 +85,13 @@ run: all
 	@scripts/deps.sh --install servers
 	@scripts/run-demo.sh $(BIN) $(DATA_DIR) $(PORT)
 
+# conversa first (it finishes its requests), then the servers it uses.
 stop:
+	@if [ -f $(DATA_DIR)/conversa.pid ]; then \
+		pid=$$(cat $(DATA_DIR)/conversa.pid); kill $$pid 2>/dev/null || true; \
+		for i in $$(seq 1 150); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+		rm -f $(DATA_DIR)/conversa.pid; echo "conversa: stopped"; fi
 	@scripts/stack.sh stop $(DATA_DIR) || true
-	@if [ -f $(DATA_DIR)/conversa.pid ]; then kill $$(cat $(DATA_DIR)/conversa.pid) 2>/dev/null || true; rm -f $(DATA_DIR)/conversa.pid; fi
 
 bench: all
 	@scripts/deps.sh --install servers bench
