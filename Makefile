@@ -8,7 +8,7 @@
 #   make bench      wrk against conversa and nginx; table + bench/results/*.json
 #   make format     clang-format the whole tree
 
-PKGS      := libh2o-evloop libpq hiredis libsodium
+PKGS      := libh2o-evloop libpq hiredis libsodium jansson
 CC        ?= cc
 SANITIZE  ?= 0
 PORT      ?= 5000

@@ -14,6 +14,16 @@
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
 
+/* The authenticate hook and handlers (src/api/auth.c) */
+void api_auth_authenticate(struct http_request *r);
+void api_auth_login(struct http_request *r);
+void api_auth_logout(struct http_request *r);
+/* Handlers (src/api/conversations.c) */
+void api_conversations_list(struct http_request *r);
+void api_conversations_status(struct http_request *r);
+void api_conversations_get(struct http_request *r);
+void api_conversations_patch(struct http_request *r);
+void api_conversations_messages(struct http_request *r);
 /* Handlers (src/api/health.c) */
 void api_health_get(struct http_request *r);
 void api_health_live(struct http_request *r);

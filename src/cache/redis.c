@@ -125,12 +125,9 @@ static void redis_on_clock(loop_timer_t *t)
     redis_cmd_t *oldest = H2O_STRUCT_FROM_MEMBER(redis_cmd_t, link, c->pending.next);
     if (now - oldest->sent_ns > limit * REDIS_STUCK_FACTOR && c->ac != NULL) {
         log_warn("redis", "no answer for %u ms: reconnecting", c->timeout_ms * REDIS_STUCK_FACTOR);
-        redisAsyncDisconnect(c->ac); /* graceful would wait; the free below answers everything */
-        if (c->ac != NULL) {
-            redisAsyncContext *ac = c->ac;
-            c->ac = NULL;
-            redisAsyncFree(ac);
-        }
+        /* not a graceful disconnect, which would wait for the answers: the free answers
+         * every pending command, and the disconnect callback schedules the reconnect */
+        redisAsyncFree(c->ac);
         return;
     }
     loop_timer_start(&c->clock, c->timeout_ms / 4 + 1);

@@ -2,6 +2,7 @@
 #include "api/routes.h"
 #include "cache/redis.h"
 #include "cli/cli.h"
+#include "core/workq.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -10,6 +11,7 @@
 #include "store/pg.h"
 #include "version.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,10 +29,13 @@ static void serve_thread_start(http_thread_t *t)
     };
     t->pg = pg_pool_new(t->loop, &pc, t->metrics);
     t->redis = redis_client_new(t->loop, &serve_redis_addr, config.redis_timeout_ms, t->metrics);
+    t->workq = workq_inbox_new(t->ctx.queue);
 }
 
 static void serve_thread_stop(http_thread_t *t)
 {
+    workq_inbox_close(t->workq, t->loop, 10000);
+    t->workq = NULL;
     pg_pool_free(t->pg);
     t->pg = NULL;
     redis_client_free(t->redis);
@@ -56,8 +61,14 @@ int cli_serve(int argc, char **argv)
     config_parse_redis_url(config.redis_url, &serve_redis_addr);
     proc_init(config.memory_limit_mb);
     log_info("serve", "conversa %s starting", CONVERSA_VERSION);
-    static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop};
+    if (sodium_init() < 0) {
+        log_error("serve", "libsodium failed to initialise");
+        return 1;
+    }
+    static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop, api_auth_authenticate};
+    workq_start(2);
     int rc = http_server_run(api_routes, api_nroutes, &hooks);
+    workq_stop();
     metrics_shutdown();
     return rc == 0 ? 0 : 1;
 }

@@ -128,7 +128,7 @@ const char *http_reply_code_for(int status)
 
 /* Builds the error body in the request's pool. */
 static h2o_iovec_t http_error_body(h2o_mem_pool_t *pool, int status, const char *code, const char *msg,
-                                   const char *request_id)
+                                   const char *field, const char *request_id)
 {
     strbuf_t b;
     strbuf_init(&b);
@@ -136,6 +136,10 @@ static h2o_iovec_t http_error_body(h2o_mem_pool_t *pool, int status, const char 
     strbuf_json_escape(&b, code, strlen(code));
     strbuf_puts(&b, "\",\"message\":\"");
     strbuf_json_escape(&b, msg, strlen(msg));
+    if (field != NULL) {
+        strbuf_puts(&b, "\",\"field\":\"");
+        strbuf_json_escape(&b, field, strlen(field));
+    }
     strbuf_puts(&b, "\"},\"request_id\":\"");
     strbuf_json_escape(&b, request_id, strlen(request_id));
     strbuf_puts(&b, "\"}\n");
@@ -144,16 +148,30 @@ static h2o_iovec_t http_error_body(h2o_mem_pool_t *pool, int status, const char 
     return out;
 }
 
-void http_reply_error(http_request_t *r, int status, const char *code, const char *fmt, ...)
+static void http_reply_verror(http_request_t *r, int status, const char *code, const char *field, const char *fmt,
+                              va_list ap)
 {
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (status >= 500)
         log_warn("http", "request %s: %d %s: %s", r->id, status, code, msg);
-    http_reply_iovec(r, status, "application/json", http_error_body(&r->req->pool, status, code, msg, r->id));
+    http_reply_iovec(r, status, "application/json", http_error_body(&r->req->pool, status, code, msg, field, r->id));
+}
+
+void http_reply_error(http_request_t *r, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    http_reply_verror(r, status, code, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void http_reply_invalid(http_request_t *r, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    http_reply_verror(r, 400, "invalid", field, fmt, ap);
+    va_end(ap);
 }
 
 void http_reply_header(http_request_t *r, const char *name, const char *value)
@@ -210,7 +228,7 @@ static void http_errfix_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t 
         const char *msg = status == 413 ? "request body is too large" : "the request could not be read";
         http_errfix_t *e = (http_errfix_t *)h2o_add_ostream(req, sizeof(*e), slot);
         e->super.do_send = http_errfix_send;
-        e->body = http_error_body(&req->pool, status, http_reply_code_for(status), msg, id);
+        e->body = http_error_body(&req->pool, status, http_reply_code_for(status), msg, NULL, id);
         req->res.content_length = e->body.len;
         memset(&req->res.headers, 0, sizeof(req->res.headers));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));

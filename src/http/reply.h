@@ -3,7 +3,8 @@
  *
  * Every error, from any layer, is
  *     {"error":{"status":404,"code":"not_found","message":"…"},"request_id":"…"}
- * with the HTTP status equal to error.status. Errors h2o produces on its own (a body
+ * with the HTTP status equal to error.status; errors about one input field (400,
+ * code "invalid") add "field":"name". Errors h2o produces on its own (a body
  * over MAX_BODY_BYTES, broken chunked encoding) are rewritten into the same shape by
  * the filter installed with http_reply_install_filter().
  *
@@ -28,6 +29,10 @@ void http_reply_json(http_request_t *r, int status, const char *json, size_t len
 /** Sends the error shape above; message is printf-formatted and JSON-escaped here. */
 __attribute__((format(printf, 4, 5))) void http_reply_error(http_request_t *r, int status, const char *code,
                                                             const char *fmt, ...);
+
+/** Replies 400 {"error":{"code":"invalid","field":field,…}}; field names the offending input. */
+__attribute__((format(printf, 3, 4))) void http_reply_invalid(http_request_t *r, const char *field, const char *fmt,
+                                                              ...);
 
 /** Adds a response header (name and value copied into the request's pool). */
 void http_reply_header(http_request_t *r, const char *name, const char *value);

@@ -18,10 +18,18 @@ struct http_request;
 
 typedef void (*http_handler_fn)(struct http_request *r);
 
+/* Who may call a route. */
+enum {
+    HTTP_PUBLIC = 0, /* anyone */
+    HTTP_AUTH = 1,   /* a valid bearer token; r->auth says whose */
+    HTTP_ADMIN = 2,  /* a valid bearer token of an admin */
+};
+
 typedef struct http_route {
     const char *method;
     const char *path;
     http_handler_fn handler;
+    int access;
 } http_route_t;
 
 typedef struct http_params {

@@ -146,8 +146,21 @@ static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
     r->route = route;
     if (http_phase != HTTP_SERVING)
         req->http1_is_persistent = 0;
-    http_routes[route].handler(r);
+    if (http_routes[route].access != HTTP_PUBLIC && http_hooks->authenticate != NULL)
+        http_hooks->authenticate(r);
+    else
+        http_routes[route].handler(r);
     return 0;
+}
+
+void http_request_run(http_request_t *r)
+{
+    const http_route_t *route = &http_routes[r->route];
+    if (route->access == HTTP_ADMIN && !r->auth.admin) {
+        http_reply_error(r, 403, "forbidden", "this needs an admin of the company");
+        return;
+    }
+    route->handler(r);
 }
 
 /* ---- connections ---- */

@@ -22,6 +22,7 @@
 
 struct pg_pool;
 struct redis_client;
+struct workq_inbox;
 struct metrics_shard;
 
 typedef struct http_thread {
@@ -39,11 +40,20 @@ typedef struct http_thread {
     struct metrics_shard *metrics;
     struct pg_pool *pg;
     struct redis_client *redis;
+    struct workq_inbox *workq;
     loop_timer_t tick;
     pthread_t tid;
     int stopping;
     int started;
 } http_thread_t;
+
+/* The caller, once authenticated: the company always comes from here. */
+typedef struct http_auth {
+    int64_t company_id;
+    int64_t user_id;
+    int admin;
+    uint8_t token_hash[32];
+} http_auth_t;
 
 typedef struct http_request {
     h2o_req_t *req;
@@ -54,6 +64,8 @@ typedef struct http_request {
     uint64_t start_ns;
     h2o_linklist_t waiters;
     int replied;
+    http_auth_t auth;
+    void *state; /* a multi-step handler's own state, in the request's pool */
     char id[40];
 } http_request_t;
 
@@ -62,6 +74,11 @@ typedef struct http_server_hooks {
     void (*thread_start)(http_thread_t *t);
     /** Called on each loop thread after it stopped serving and every request is done. */
     void (*thread_stop)(http_thread_t *t);
+    /**
+     * Called instead of the handler for routes that are not HTTP_PUBLIC: must fill
+     * r->auth and call http_request_run(r), or reply (401/403/503) itself.
+     */
+    void (*authenticate)(http_request_t *r);
 } http_server_hooks_t;
 
 /**
@@ -71,6 +88,9 @@ typedef struct http_server_hooks {
  * not start (the reason is logged).
  */
 int http_server_run(const http_route_t *routes, size_t nroutes, const http_server_hooks_t *hooks);
+
+/** Runs the route's handler; for the authenticate hook once r->auth is set (403 when the route is admin-only). */
+void http_request_run(http_request_t *r);
 
 /** The route table being served (for labels and logs). */
 const http_route_t *http_server_route(int index);

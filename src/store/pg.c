@@ -314,10 +314,16 @@ static void pg_conn_read(pg_conn_t *c)
         pg_conn_fail(c, PQerrorMessage(c->pq));
         return;
     }
+    int nulls = 0;
     while (c->state == PG_READY && c->ninflight != 0 && !PQisBusy(c->pq)) {
         PGresult *res = PQgetResult(c->pq);
-        if (res == NULL)
-            continue; /* end of one statement's results */
+        if (res == NULL) {
+            /* end of one statement's results; two in a row means nothing more is buffered */
+            if (++nulls == 2)
+                break;
+            continue;
+        }
+        nulls = 0;
         pg_query_t *q = H2O_STRUCT_FROM_MEMBER(pg_query_t, link, c->inflight.next);
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_PIPELINE_SYNC) {
