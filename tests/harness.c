@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -248,4 +249,57 @@ int hs_stack(const char *cmd)
     snprintf(line, sizeof(line), "scripts/stack.sh %s '%s' >/dev/null 2>&1", cmd, hs_env("STACK_DIR"));
     int st = system(line);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int hs_sql(char *out, size_t cap, const char *fmt, ...)
+{
+    char sql[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/sql-%d.sql", hs_env("STACK_DIR"), (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(sql, f);
+    fclose(f);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "psql -X -qtA -v ON_ERROR_STOP=1 '%s' -f '%s' 2>&1", hs_env("DATABASE_URL"), path);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = 0, r;
+    char buf[4096];
+    while ((r = fread(buf, 1, sizeof(buf), p)) > 0)
+        if (out != NULL && n + r < cap) {
+            memcpy(out + n, buf, r);
+            n += r;
+        }
+    if (out != NULL) {
+        while (n > 0 && out[n - 1] == '\n')
+            --n;
+        out[n] = '\0';
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *hs_login(int port, const char *email)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"conversa-demo\"}", email);
+    hs_response_t r = hs_request(port, "POST", "/api/v1/auth/login", body, (size_t)n, NULL);
+    cr_assert_eq(r.status, 200, "login %s: %ld %s", email, r.status, r.body);
+    json_t *j = hs_json(&r);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    cr_assert(tok != NULL && strncmp(tok, "cv_", 3) == 0, "%s", r.body);
+    char *out = strdup(tok);
+    json_decref(j);
+    hs_response_free(&r);
+    return out;
+}
+
+void hs_bearer(char *out, size_t cap, const char *token)
+{
+    snprintf(out, cap, "Authorization: Bearer %s", token);
 }

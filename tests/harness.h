@@ -62,6 +62,18 @@ json_t *hs_json(const hs_response_t *r);
 
 void hs_response_free(hs_response_t *r);
 
+/**
+ * Runs SQL through psql on DATABASE_URL (tuples only, unaligned, '|' between fields);
+ * the output (trailing newline removed) goes to out. Returns psql's exit status.
+ */
+int hs_sql(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** Logs in with the demo password and returns the token (caller frees); fails the test otherwise. */
+char *hs_login(int port, const char *email);
+
+/** "Authorization: Bearer <token>" in a static buffer per call site's choice. */
+void hs_bearer(char *out, size_t cap, const char *token);
+
 /** Runs scripts/stack.sh CMD $STACK_DIR; returns its exit status. */
 int hs_stack(const char *cmd);
 

@@ -424,30 +424,39 @@ Broken:
     return -1;
 }
 
-static pg_conn_t *pg_pool_pick(pg_pool_t *pool, int *any_ready)
+/* The ready connection with the most room; *usable says whether any is ready or about to be. */
+static pg_conn_t *pg_pool_pick(pg_pool_t *pool, int *usable)
 {
     pg_conn_t *best = NULL;
-    *any_ready = 0;
+    *usable = 0;
     for (size_t i = 0; i != pool->nconns; ++i) {
         pg_conn_t *c = &pool->conns[i];
+        if (c->state == PG_CONNECTING)
+            *usable = 1;
         if (c->state != PG_READY)
             continue;
-        *any_ready = 1;
+        *usable = 1;
         if (c->ninflight < pool->cfg.pipeline_depth && (best == NULL || c->ninflight < best->ninflight))
             best = c;
     }
     return best;
 }
 
-/* Sends waiting queries while a connection has room; fails them all when none is ready. */
+/*
+ * Sends waiting queries while a connection has room. When no connection is ready and
+ * none is even connecting (all are waiting out a backoff), waiting queries fail now:
+ * the database is down and callers should say so rather than hang. A query that
+ * arrives while a connection is being opened waits for it (bounded by the connect
+ * timeout).
+ */
 static void pg_pool_dispatch(pg_pool_t *pool)
 {
     pg_conn_t *flush[64];
     size_t nflush = 0;
     while (!h2o_linklist_is_empty(&pool->waiting)) {
-        int any_ready;
-        pg_conn_t *c = pg_pool_pick(pool, &any_ready);
-        if (!any_ready) {
+        int usable;
+        pg_conn_t *c = pg_pool_pick(pool, &usable);
+        if (!usable) {
             while (!h2o_linklist_is_empty(&pool->waiting)) {
                 pg_query_t *q = H2O_STRUCT_FROM_MEMBER(pg_query_t, link, pool->waiting.next);
                 h2o_linklist_unlink(&q->link);

@@ -4,8 +4,9 @@
  * A pg_pool_t belongs to one loop thread and holds a few libpq connections in
  * non-blocking pipeline mode. Each connection has a FIFO of queries in flight (at most
  * PG_PIPELINE_DEPTH); when every ready connection is full, queries wait in the pool's
- * queue (at most PG_QUEUE_MAX, then they are refused). When no connection is ready a
- * query fails at once: callers answer 503 rather than hang while the database is away.
+ * queue (at most PG_QUEUE_MAX, then they are refused). When no connection is ready or
+ * being opened, a query fails at once: callers answer 503 rather than hang while the
+ * database is away.
  *
  * Statements are declared once as static pg_stmt_t and prepared lazily, once per
  * connection, the first time they run there (pipelined ahead of the query itself);
