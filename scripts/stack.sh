@@ -168,8 +168,13 @@ pg_is_running() {
 }
 
 psql_admin() {
+  psql_admin_db "$1" postgres "$2"
+}
+
+# As the superuser, in database $2.
+psql_admin_db() {
   PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 \
-    -p "$1" -U postgres -d postgres -Atc "$2"
+    -p "$1" -U postgres -d "$2" -Atc "$3"
 }
 
 pg_ensure_db() {
@@ -180,6 +185,8 @@ pg_ensure_db() {
   if [[ $(psql_admin "$port" "SELECT 1 FROM pg_database WHERE datname = 'conversa'") != 1 ]]; then
     psql_admin "$port" "CREATE DATABASE conversa OWNER conversa"
   fi
+  # Per-query figures for the benchmark (make bench reads pg_stat_statements).
+  psql_admin_db "$port" conversa "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 }
 
 pg_start() {
@@ -201,7 +208,7 @@ pg_start() {
       die "port $port is taken by another process; free it or remove $DIR/env and start with --pg-port 0"
     fi
     if ! as_pg "$PGBIN/pg_ctl" start -w -t "$PG_WAIT_SECS" -D "$DIR/pg" -l "$DIR/pg.log" \
-      -o "-p $port -c listen_addresses=127.0.0.1 -k '$DIR/pg-sock' -c max_connections=200 -c shared_buffers=128MB -c fsync=on" \
+      -o "-p $port -c listen_addresses=127.0.0.1 -k '$DIR/pg-sock' -c max_connections=200 -c shared_buffers=128MB -c fsync=on -c shared_preload_libraries=pg_stat_statements" \
       >/dev/null; then
       show_log "$DIR/pg.log"
       die "PostgreSQL did not start within ${PG_WAIT_SECS}s (log: $DIR/pg.log)"
