@@ -5,7 +5,8 @@
 #   make stop       stop what `make run` started
 #   make test       build, start throw-away servers, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make bench      wrk against conversa and nginx; table + bench/results/*.json
+#   make bench      wrk against conversa and nginx, then the API on data at scale;
+#                   tables + bench/results/*.json
 #   make format     clang-format the whole tree
 
 PKGS      := libh2o-evloop libpq hiredis libsodium jansson
@@ -96,6 +97,7 @@ stop:
 bench: all
 	@scripts/deps.sh --install servers bench
 	CONVERSA_BIN=$(BIN) bench/run.sh
+	CONVERSA_BIN=$(BIN) bench/api.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*.h tests/*.c tests/*.h)

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The platform API on data at scale (1M conversations, 10M messages by default):
+# requests/s and p50/p95/p99 per endpoint at 32 connections for the largest company,
+# with PostgreSQL's own per-query mean from pg_stat_statements.
+#
+# The data lives in .data/bench (kept between runs: seeding takes minutes); its
+# servers are started for the run and stopped after it.
+#
+# Environment: CONVERSA_BIN (default build/release/conversa), DURATION (10s),
+# CONNECTIONS (32), SCALE_ARGS (extra flags for `conversa seed --scale`),
+# BENCH_DIR (.data/bench), RESULTS_DIR (bench/results).
+set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+CONVERSA_BIN=${CONVERSA_BIN:-build/release/conversa}
+[[ "$CONVERSA_BIN" == /* ]] || CONVERSA_BIN=$ROOT/$CONVERSA_BIN
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+BENCH_DIR=${BENCH_DIR:-$ROOT/.data/bench}
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
+SCALE_ARGS=${SCALE_ARGS:-}
+
+note() { echo "api.sh: $*" >&2; }
+die() { echo "api.sh: $*" >&2; exit 1; }
+
+mkdir -p "$BENCH_DIR" "$RESULTS_DIR"
+chmod 0755 "$BENCH_DIR"
+conv_pid=""
+cleanup() {
+  local rc=$?
+  [[ -n "$conv_pid" ]] && kill "$conv_pid" 2>/dev/null && wait "$conv_pid" 2>/dev/null
+  scripts/stack.sh stop "$BENCH_DIR/stack" >/dev/null 2>&1 || true
+  exit "$rc"
+}
+trap cleanup EXIT
+
+scripts/stack.sh start "$BENCH_DIR/stack" --pg-port 0 --redis-port 0 >/dev/null
+# shellcheck disable=SC1091
+. "$BENCH_DIR/stack/env"
+export DATABASE_URL REDIS_URL
+export ENCRYPTION_KEY=${ENCRYPTION_KEY:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+psql_q() { psql -X -qtA -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "$1"; }
+psql_su() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d conversa -c "$1"; }
+
+"$CONVERSA_BIN" migrate up >/dev/null 2>&1 || die "migrate failed"
+t0=$(date +%s)
+# shellcheck disable=SC2086
+"$CONVERSA_BIN" seed --scale $SCALE_ARGS
+note "data ready in $(($(date +%s) - t0)) s"
+
+company=$(psql_q "SELECT company_id FROM conversation_counts GROUP BY 1 ORDER BY sum(n) DESC LIMIT 1")
+user=$(psql_q "SELECT id FROM users WHERE company_id = $company AND role = 'admin' LIMIT 1")
+conv=$(psql_q "SELECT conversation_id FROM messages WHERE company_id = $company GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+cursor=$(psql_q "SELECT (extract(epoch FROM updated_at) * 1000000)::bigint || '.' || id FROM conversations
+                 WHERE company_id = $company ORDER BY updated_at DESC, id DESC OFFSET 9999 LIMIT 1")
+phone=$(psql_q "SELECT phone_number FROM contacts WHERE company_id = $company ORDER BY id LIMIT 1 OFFSET 500")
+total=$(psql_q "SELECT sum(n) FROM conversation_counts WHERE company_id = $company")
+token="cv_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+hash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
+        VALUES ($company, $user, decode('$hash', 'hex'), 'bench', 'api')" >/dev/null
+note "largest company $company: $total conversations"
+
+port=$((20000 + RANDOM % 30000))
+PORT=$port ACCESS_LOG=off LOG_LEVEL=warn "$CONVERSA_BIN" serve >"$BENCH_DIR/conversa.log" 2>&1 &
+conv_pid=$!
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/api/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
+
+targets=(
+  "conversations page 1|/api/v1/conversations?page=1&limit=20"
+  "conversations page 50|/api/v1/conversations?page=50&limit=20"
+  "cursor 10,000 deep|/api/v1/conversations?limit=20&cursor=$cursor"
+  "status counts|/api/v1/conversations/status"
+  "notifications list|/api/v1/notifications?limit=20"
+  "messages of a conversation|/api/v1/conversations/$conv/messages?limit=50"
+  "contact lookup|/api/v1/contacts/lookup?phone=%2B$phone"
+)
+
+json_rows=()
+printf '%-28s %9s %8s %8s %8s %10s\n' target "req/s" "p50 ms" "p95 ms" "p99 ms" "db mean ms"
+for t in "${targets[@]}"; do
+  name=${t%%|*} path=${t#*|}
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path")
+  if [[ "$code" != 200 ]]; then
+    note "$name: $path answered $code; skipped"
+    continue
+  fi
+  psql_su "SELECT pg_stat_statements_reset()" >/dev/null
+  line=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s bench/report.lua -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$port$path" | grep '^RESULT')
+  # the busiest statement of the run is the endpoint's query
+  db=$(psql_su "SELECT round(mean_exec_time::numeric, 3) || ' ' || round((mean_exec_time + 1.645 * stddev_exec_time)::numeric, 3)
+                FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 1")
+  read -r rps p50 p95 p99 errors <<<"$(sed 's/[a-z0-9]*=//g; s/RESULT //' <<<"$line")"
+  read -r db_mean db_p95 <<<"$db"
+  printf '%-28s %9.0f %8.2f %8.2f %8.2f %10s\n' "$name" "$rps" "$p50" "$p95" "$p99" "$db_mean"
+  [[ "$errors" == 0 ]] || note "$name: $errors errors"
+  json_rows+=("{\"name\":\"$name\",\"rps\":$rps,\"p50_ms\":$p50,\"p95_ms\":$p95,\"p99_ms\":$p99,\"db_mean_ms\":$db_mean,\"db_p95_estimate_ms\":$db_p95,\"errors\":$errors}")
+done
+echo "(db mean: pg_stat_statements mean_exec_time of the endpoint's query; the JSON adds mean + 1.645 sd as a p95 estimate)"
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+{
+  printf '{"date":"%s","connections":%s,"duration":"%s","company_conversations":%s,"targets":[' \
+    "$stamp" "$CONNECTIONS" "$DURATION" "$total"
+  (IFS=,; printf '%s' "${json_rows[*]}")
+  printf ']}\n'
+} >"$RESULTS_DIR/api-$stamp.json"
+cp "$RESULTS_DIR/api-$stamp.json" "$RESULTS_DIR/api-latest.json"
+note "results written to $RESULTS_DIR/api-$stamp.json"
