@@ -214,8 +214,10 @@ if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
 
   conv_port=$(free_port)
   cd "$ROOT"
+  # A throw-away key: serve needs one, and nothing sealed with it outlives the run.
+  bench_key=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')
   PORT=$conv_port DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL LOG_LEVEL=warn \
-    ACCESS_LOG=off "$CONVERSA_BIN" serve >"$tmp/conversa.log" 2>&1 &
+    ACCESS_LOG=off ENCRYPTION_KEY=$bench_key "$CONVERSA_BIN" serve >"$tmp/conversa.log" 2>&1 &
   conv_pid=$!
   # Stopped by pid in cleanup; disown keeps bash from reporting its end.
   disown "$conv_pid"

@@ -89,7 +89,7 @@ CREATE TABLE connections (
     phone_number_id      text,
     waba_id              text,
     display_phone_number text,
-    -- Secrets are stored encrypted by the application (nonce || ciphertext).
+    -- Secrets are stored encrypted by the application (format: src/auth/secrets.h).
     access_token_enc     bytea,
     app_secret_enc       bytea,
     verify_token         text,

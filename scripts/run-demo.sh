@@ -17,6 +17,19 @@ data=$(cd "$data" && pwd)
 . "$data/env"
 export DATABASE_URL REDIS_URL
 
+# The key that seals stored secrets: made once, kept beside the data (readable by its
+# owner only) and reused, since the data sealed with it needs it. To change it, see
+# `conversa keys --help`.
+secrets="$data/secrets.env"
+if [ ! -s "$secrets" ]; then
+    (umask 077 && printf 'ENCRYPTION_KEY=%s\n' "$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$secrets.tmp")
+    mv -f "$secrets.tmp" "$secrets"
+fi
+chmod 600 "$secrets"
+# shellcheck disable=SC1090
+. "$secrets"
+export ENCRYPTION_KEY
+
 if [ -f "$data/conversa.pid" ] && kill -0 "$(cat "$data/conversa.pid")" 2>/dev/null; then
     echo "stopping the conversa started earlier (pid $(cat "$data/conversa.pid"))"
     kill "$(cat "$data/conversa.pid")"

@@ -13,6 +13,8 @@ static const struct {
     {"serve", cli_serve, "serve the HTTP API"},
     {"migrate", cli_migrate, "apply, revert or list schema migrations"},
     {"seed", cli_seed, "load the demo company"},
+    {"keys", cli_keys, "rotate the key of stored secrets, or make a new key"},
+    {"token", cli_token, "create an API token for an integration"},
     {"version", cli_version, "print the version"},
 };
 

@@ -26,6 +26,11 @@ scripts/stack.sh start "$tmp/stack" --pg-port 0 --redis-port 0
 export DATABASE_URL REDIS_URL
 export STACK_DIR="$tmp/stack"
 export CONVERSA_BIN="$here/${BUILD:-build/release}/conversa"
+# One random key for the whole run: seed seals the demo's secrets with it and every
+# conversa the tests start inherits it.
+ENCRYPTION_KEY=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export ENCRYPTION_KEY
+unset ENCRYPTION_KEY_PREVIOUS
 if [ "${SANITIZE:-0}" = 1 ]; then
     # leaks fail the run; a report names the leak's allocation site
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"

@@ -226,6 +226,7 @@ static void api_login_on_user(http_request_t *r, PGresult *res)
     l->password = util_malloc(l->password_len + 1);
     memcpy(l->password, st->password, l->password_len);
     l->password[l->password_len] = '\0';
+    sodium_memzero((char *)st->password, st->password_len); /* the pool's copy is not needed any more */
     if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2)) {
         l->company_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         l->user_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);

@@ -85,7 +85,8 @@ json_t *api_body_object(http_request_t *r, const char *const *allowed)
     json_error_t err;
     json_t *obj = json_loadb(body.base, body.len, JSON_REJECT_DUPLICATES, &err);
     if (obj == NULL) {
-        http_reply_invalid(r, "body", "malformed JSON at line %d column %d: %s", err.line, err.column, err.text);
+        /* jansson's text quotes the input near the error, which may be a password: not echoed */
+        http_reply_invalid(r, "body", "malformed JSON at line %d column %d", err.line, err.column);
         return NULL;
     }
     if (!json_is_object(obj)) {

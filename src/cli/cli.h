@@ -9,6 +9,12 @@
 int cli_serve(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
 int cli_seed(int argc, char **argv);
+/** `seed --scale`: generated data at scale; argv is the seed command's (it holds --scale or --help). */
+int cli_seed_scale(int argc, char **argv);
+/** `keys rotate|generate`: re-seal stored secrets with ENCRYPTION_KEY, or print a new key (src/cli/keys.c). */
+int cli_keys(int argc, char **argv);
+/** `token create`: an API token for an integration, shown once (src/cli/token.c). */
+int cli_token(int argc, char **argv);
 int cli_version(int argc, char **argv);
 
 /** True when argv holds -h or --help. */

@@ -1,5 +1,6 @@
 /* conversa serve - the HTTP API on N event-loop threads. */
 #include "api/routes.h"
+#include "auth/secrets.h"
 #include "cache/redis.h"
 #include "cli/cli.h"
 #include "core/workq.h"
@@ -49,7 +50,8 @@ int cli_serve(int argc, char **argv)
                "Serves the HTTP API on HOST:PORT with THREADS event loops, each with its own\n"
                "PostgreSQL connections (PG_POOL_SIZE) and Redis connection. The database and\n"
                "Redis may be down at start: connections are retried with backoff and\n"
-               "/api/health reports them. SIGTERM or SIGINT stop it gracefully.\n");
+               "/api/health reports them. SIGTERM or SIGINT stop it gracefully.\n"
+               "ENCRYPTION_KEY must be set: it encrypts the connections' secrets.\n");
         return 0;
     }
     if (argc > 1) {
@@ -58,6 +60,11 @@ int cli_serve(int argc, char **argv)
     }
     if (config_load() != 0)
         return 2;
+    if (config.encryption_key == NULL) {
+        fprintf(stderr, "conversa: ENCRYPTION_KEY is not set: serve needs it to encrypt connection secrets"
+                        " (64 hex characters or base64 of 32 bytes; conversa keys generate makes one)\n");
+        return 2;
+    }
     config_parse_redis_url(config.redis_url, &serve_redis_addr);
     proc_init(config.memory_limit_mb);
     log_info("serve", "conversa %s starting", CONVERSA_VERSION);
@@ -65,10 +72,15 @@ int cli_serve(int argc, char **argv)
         log_error("serve", "libsodium failed to initialise");
         return 1;
     }
+    if (secrets_init(config.encryption_key, config.encryption_key_previous) != 0) {
+        log_error("serve", "the encryption key could not be set up");
+        return 1;
+    }
     static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop, api_auth_authenticate};
     workq_start(2);
     int rc = http_server_run(api_routes, api_nroutes, &hooks);
     workq_stop();
     metrics_shutdown();
+    secrets_shutdown();
     return rc == 0 ? 0 : 1;
 }

@@ -134,6 +134,8 @@ int config_load(void)
         .shutdown_timeout_ms = 10000,
         .memory_limit_mb = 0,
         .db_wait_s = 30,
+        .encryption_key = config_string("ENCRYPTION_KEY", NULL),
+        .encryption_key_previous = config_string("ENCRYPTION_KEY_PREVIOUS", NULL),
     };
 
     const char *lv = config_string("LOG_LEVEL", "info");

@@ -31,6 +31,15 @@ typedef struct config {
     unsigned shutdown_timeout_ms;  /* SHUTDOWN_TIMEOUT_MS */
     unsigned memory_limit_mb;      /* MEMORY_LIMIT_MB: 0 = cgroup limit or physical memory */
     unsigned db_wait_s;            /* DB_WAIT_SECONDS: how long one-shot commands wait for the database */
+    /*
+     * ENCRYPTION_KEY: the key of secrets at rest (src/auth/secrets.h): 64 hex characters
+     * or base64 of 32 bytes, used as is; other text is hashed with SHA-256 (and a warning
+     * is logged once). NULL when unset: optional here, but `serve` and `keys` refuse to
+     * run without it and `seed` leaves the demo secrets empty.
+     */
+    const char *encryption_key;
+    /* ENCRYPTION_KEY_PREVIOUS: the key being rotated away from, also accepted for reading; NULL when unset */
+    const char *encryption_key_previous;
 } config_t;
 
 /** The configuration in force; valid after config_load() returned 0. */
