@@ -1,0 +1,200 @@
+/*
+ * The cross-company matrix: every route of the API, called by another company's admin
+ * with the demo company's ids, answers 404 exactly like an unknown id, and no answer
+ * carries a byte of the demo company's data. The table below must name every route
+ * of src/api/routes.c: a new route without a row here fails this test.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/routes.h"
+#include "harness.h"
+
+static char slug[64];
+static hs_server_t srv;
+static char hdr[160], hdr_spare[160];
+
+/* Strings only the demo company's rows contain. */
+static const char *const demo_markers[] = {"Mariana Souza",           "5511987650001",     "Ana Admin",
+                                           "admin@demo.conversa.dev", "wamid.DEMO",        "Demo WhatsApp",
+                                           "100000000000001",         "demo-verify-token", NULL};
+
+static void mx_setup(void)
+{
+    snprintf(slug, sizeof(slug), "mx-%d", (int)getpid());
+    char out[2048];
+    cr_assert_eq(
+        hs_sql(out, sizeof(out),
+               "INSERT INTO companies (slug, name) VALUES ('%s', 'Matrix');"
+               "INSERT INTO users (company_id, email, name, role, password_hash)"
+               " SELECT c.id, 'admin@%s.test', 'Matrix Admin', 'admin', d.password_hash FROM companies c, users d"
+               " WHERE c.slug = '%s' AND d.email = 'admin@demo.conversa.dev';",
+               slug, slug, slug),
+        0, "%s", out);
+    hs_server_start(&srv, NULL);
+    char email[128];
+    snprintf(email, sizeof(email), "admin@%s.test", slug);
+    char *a = hs_login(srv.port, email), *b = hs_login(srv.port, email);
+    hs_bearer(hdr, sizeof(hdr), a);
+    hs_bearer(hdr_spare, sizeof(hdr_spare), b);
+    free(a);
+    free(b);
+}
+
+static void mx_teardown(void)
+{
+    if (srv.pid > 0)
+        hs_server_stop(&srv);
+    hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = '%s'", slug);
+}
+
+TestSuite(matrix, .init = mx_setup, .fini = mx_teardown, .timeout = 120);
+
+typedef struct mx_case {
+    const char *method;
+    const char *route;  /* the template, as in routes.c */
+    const char *id_sql; /* the demo company's id to put in :id, or NULL */
+    const char *path;   /* the path when there is no :id (may hold a query) */
+    const char *body;
+    long want; /* expected status; 0: any 2xx/4xx that leaks nothing */
+} mx_case_t;
+
+static const mx_case_t cases[] = {
+    {"GET", "/api/health", NULL, "/api/health", NULL, 200},
+    {"GET", "/api/health/live", NULL, "/api/health/live", NULL, 200},
+    {"GET", "/api/metrics", NULL, "/api/metrics", NULL, 200},
+    {"POST", "/api/v1/auth/login", NULL, "/api/v1/auth/login",
+     "{\"email\":\"admin@demo.conversa.dev\",\"password\":\"wrong\"}", 401},
+    {"GET", "/api/v1/connections", NULL, "/api/v1/connections", NULL, 200},
+    {"POST", "/api/v1/connections", NULL, "/api/v1/connections",
+     "{\"name\":\"Mx\",\"slug\":\"mx-made-here\",\"phone_number_id\":\"999000111\",\"waba_id\":\"999000222\","
+     "\"display_phone_number\":\"+1 555 0100\",\"access_token\":\"tok-mx\",\"app_secret\":\"sec-mx\","
+     "\"verify_token\":\"ver-mx\"}",
+     0},
+    {"GET", "/api/v1/connections/:id",
+     "SELECT min(id) FROM connections WHERE company_id = (SELECT id FROM companies "
+     "WHERE slug = 'demo')",
+     NULL, NULL, 404},
+    {"PATCH", "/api/v1/connections/:id",
+     "SELECT min(id) FROM connections WHERE company_id = (SELECT id FROM companies "
+     "WHERE slug = 'demo')",
+     NULL, "{\"name\":\"taken over\"}", 404},
+    {"DELETE", "/api/v1/connections/:id",
+     "SELECT min(id) FROM connections WHERE company_id = (SELECT id FROM companies "
+     "WHERE slug = 'demo')",
+     NULL, NULL, 404},
+    {"GET", "/api/v1/conversations", NULL, "/api/v1/conversations?limit=50", NULL, 200},
+    {"GET", "/api/v1/conversations/status", NULL, "/api/v1/conversations/status", NULL, 200},
+    {"GET", "/api/v1/conversations/:id",
+     "SELECT min(id) FROM conversations WHERE company_id = (SELECT id FROM "
+     "companies WHERE slug = 'demo')",
+     NULL, NULL, 404},
+    {"PATCH", "/api/v1/conversations/:id",
+     "SELECT min(id) FROM conversations WHERE company_id = (SELECT id FROM "
+     "companies WHERE slug = 'demo')",
+     NULL, "{\"status\":\"resolved\"}", 404},
+    {"GET", "/api/v1/conversations/:id/messages",
+     "SELECT min(id) FROM conversations WHERE company_id = (SELECT id "
+     "FROM companies WHERE slug = 'demo')",
+     NULL, NULL, 404},
+    {"GET", "/api/v1/contacts", NULL, "/api/v1/contacts?limit=50", NULL, 200},
+    {"GET", "/api/v1/contacts", NULL, "/api/v1/contacts?q=Mariana", NULL, 200},
+    {"POST", "/api/v1/contacts", NULL, "/api/v1/contacts", "{\"phone_number\":\"+1 555 010 9999\",\"name\":\"Mx\"}", 0},
+    {"GET", "/api/v1/contacts/lookup", NULL, "/api/v1/contacts/lookup?phone=%2B55%2011%2098765-0001", NULL, 404},
+    {"GET", "/api/v1/contacts/:id",
+     "SELECT min(id) FROM contacts WHERE company_id = (SELECT id FROM companies WHERE "
+     "slug = 'demo')",
+     NULL, NULL, 404},
+    {"PATCH", "/api/v1/contacts/:id",
+     "SELECT min(id) FROM contacts WHERE company_id = (SELECT id FROM companies WHERE "
+     "slug = 'demo')",
+     NULL, "{\"name\":\"taken over\"}", 404},
+    {"GET", "/api/v1/notifications", NULL, "/api/v1/notifications", NULL, 200},
+    {"GET", "/api/v1/notifications/unread_count", NULL, "/api/v1/notifications/unread_count", NULL, 200},
+    {"POST", "/api/v1/notifications/read_all", NULL, "/api/v1/notifications/read_all", NULL, 0},
+    {"POST", "/api/v1/notifications/:id/read",
+     "SELECT min(id) FROM notifications WHERE company_id = (SELECT id FROM "
+     "companies WHERE slug = 'demo')",
+     NULL, NULL, 404},
+    /* last: it revokes the caller's own (spare) token, and only that */
+    {"DELETE", "/api/v1/auth/token", NULL, "/api/v1/auth/token", NULL, 204},
+};
+
+/* What the demo company looks like, to check that nothing changed. */
+static void demo_fingerprint(char *out, size_t cap)
+{
+    cr_assert_eq(
+        hs_sql(out, cap,
+               "SELECT (SELECT string_agg(id || status || coalesce(assignee_id, 0) || updated_at, ',' ORDER BY id)"
+               " FROM conversations WHERE company_id = k.id),"
+               " (SELECT string_agg(id || coalesce(name, '') || phone_number, ',' ORDER BY id) FROM contacts"
+               " WHERE company_id = k.id),"
+               " (SELECT string_agg(id || is_read::text, ',' ORDER BY id) FROM notifications WHERE company_id = k.id),"
+               " (SELECT string_agg(id || name || slug, ',' ORDER BY id) FROM connections WHERE company_id = k.id)"
+               " FROM companies k WHERE k.slug = 'demo'"),
+        0, "%s", out);
+}
+
+Test(matrix, every_route_keeps_companies_apart)
+{
+    /* every route has at least one case */
+    for (size_t i = 0; i != api_nroutes; ++i) {
+        int found = 0;
+        for (size_t k = 0; k != sizeof(cases) / sizeof(cases[0]); ++k)
+            found |=
+                strcmp(cases[k].method, api_routes[i].method) == 0 && strcmp(cases[k].route, api_routes[i].path) == 0;
+        cr_assert(found, "no matrix case for %s %s", api_routes[i].method, api_routes[i].path);
+    }
+    char before[16384], after[16384];
+    demo_fingerprint(before, sizeof(before));
+    for (size_t k = 0; k != sizeof(cases) / sizeof(cases[0]); ++k) {
+        const mx_case_t *c = &cases[k];
+        char path[512];
+        if (c->id_sql != NULL) {
+            char id[32];
+            cr_assert_eq(hs_sql(id, sizeof(id), "%s", c->id_sql), 0);
+            cr_assert(atol(id) > 0, "no demo id for %s %s", c->method, c->route);
+            snprintf(path, sizeof(path), "%.*s%s%s", (int)(strstr(c->route, ":id") - c->route), c->route, id,
+                     strstr(c->route, ":id") + 3);
+        } else {
+            snprintf(path, sizeof(path), "%s", c->path);
+        }
+        const char *auth = strcmp(c->route, "/api/v1/auth/token") == 0 ? hdr_spare : hdr;
+        const char *headers[] = {auth, "Content-Type: application/json", NULL};
+        hs_response_t r = hs_request(srv.port, c->method, path, c->body, c->body ? strlen(c->body) : 0, headers);
+        if (c->want != 0)
+            cr_assert_eq(r.status, c->want, "%s %s: %ld %s", c->method, path, r.status, r.body);
+        else
+            cr_assert(r.status >= 200 && r.status < 500, "%s %s: %ld %s", c->method, path, r.status, r.body);
+        if (c->want == 404 && c->id_sql != NULL) {
+            /* the same answer as an id that does not exist */
+            char missing[512];
+            snprintf(missing, sizeof(missing), "%.*s%s%s", (int)(strstr(c->route, ":id") - c->route), c->route,
+                     "987654321", strstr(c->route, ":id") + 3);
+            hs_response_t none =
+                hs_request(srv.port, c->method, missing, c->body, c->body ? strlen(c->body) : 0, headers);
+            cr_assert_eq(none.status, 404, "%s %s: %ld", c->method, missing, none.status);
+            json_t *a = hs_json(&r), *b = hs_json(&none);
+            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "error"), "message")),
+                             json_string_value(json_object_get(json_object_get(b, "error"), "message")), "%s %s",
+                             c->method, c->route);
+            json_decref(a);
+            json_decref(b);
+            hs_response_free(&none);
+        }
+        for (size_t m = 0; demo_markers[m] != NULL; ++m)
+            cr_assert(r.body == NULL || strstr(r.body, demo_markers[m]) == NULL, "%s %s leaked '%s': %s", c->method,
+                      path, demo_markers[m], r.body);
+        hs_response_free(&r);
+    }
+    demo_fingerprint(after, sizeof(after));
+    cr_assert_str_eq(before, after, "the demo company's data changed");
+    /* the spare token is revoked; the main one still works */
+    const char *headers[] = {hdr, NULL};
+    hs_response_t r = hs_request(srv.port, "GET", "/api/v1/conversations/status", NULL, 0, headers);
+    cr_assert_eq(r.status, 200);
+    hs_response_free(&r);
+}
