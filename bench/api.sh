@@ -65,10 +65,20 @@ psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
         VALUES ($company, $user, decode('$hash', 'hex'), 'bench', 'api')" >/dev/null
 note "largest company $company: $total conversations"
 
-port=$((20000 + RANDOM % 30000))
-PORT=$port ACCESS_LOG=off LOG_LEVEL=warn "$CONVERSA_BIN" serve >"$BENCH_DIR/conversa.log" 2>&1 &
+# a port nobody answers on
+for _ in $(seq 1 200); do
+  port=$((20000 + RANDOM % 30000))
+  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+done
+HOST=127.0.0.1 PORT=$port ACCESS_LOG=off LOG_LEVEL=warn "$CONVERSA_BIN" serve >"$BENCH_DIR/conversa.log" 2>&1 &
 conv_pid=$!
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/api/health/live" >/dev/null 2>&1 && break; sleep 0.1; done
+up=0
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$port/api/health/live" >/dev/null 2>&1; then up=1; break; fi
+  kill -0 "$conv_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[[ $up == 1 ]] || { tail -n 5 "$BENCH_DIR/conversa.log" >&2; die "conversa did not start"; }
 
 targets=(
   "conversations page 1|/api/v1/conversations?page=1&limit=20"
@@ -84,7 +94,7 @@ json_rows=()
 printf '%-28s %9s %8s %8s %8s %10s\n' target "req/s" "p50 ms" "p95 ms" "p99 ms" "db mean ms"
 for t in "${targets[@]}"; do
   name=${t%%|*} path=${t#*|}
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path")
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path" || true)
   if [[ "$code" != 200 ]]; then
     note "$name: $path answered $code; skipped"
     continue

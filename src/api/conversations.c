@@ -44,7 +44,7 @@ enum { CONV_BY_PAGE, CONV_BY_CURSOR, CONV_MODE_N };
 
 /* [status filtered][assignee][mode] */
 static pg_stmt_t conv_list_stmts[2][CONV_ASSIGNEE_N][CONV_MODE_N];
-static char conv_list_sql[2][CONV_ASSIGNEE_N][CONV_MODE_N][2048];
+static char conv_list_sql[2][CONV_ASSIGNEE_N][CONV_MODE_N][4096];
 static pthread_once_t conv_list_once = PTHREAD_ONCE_INIT;
 
 /*
@@ -93,19 +93,22 @@ static void conv_list_build(void)
                     snprintf(tail, sizeof(tail), "LIMIT $%d", limit);
                     page_expr = "NULL::bigint";
                 }
-                snprintf(
-                    conv_list_sql[s][a][m], sizeof(conv_list_sql[s][a][m]),
-                    "WITH page AS (SELECT " CONV_ITEM " AS item, c.updated_at, c.id"
-                    " FROM conversations c JOIN contacts ct ON ct.company_id = c.company_id AND ct.id = c.contact_id"
-                    " WHERE %s ORDER BY c.updated_at DESC, c.id DESC %s)"
-                    " SELECT json_build_object('data', coalesce((SELECT json_agg(item ORDER BY updated_at DESC, id "
-                    "DESC)"
-                    " FROM page), '[]'::json), 'pagination', json_build_object('page', %s, 'limit', $%d::int,"
-                    " 'total', (SELECT coalesce(sum(n), 0) FROM conversation_counts WHERE %s),"
-                    " 'next_cursor', (SELECT CASE WHEN count(*) OVER () = $%d THEN"
-                    " (extract(epoch FROM updated_at) * 1000000)::bigint || '.' || id END FROM page"
-                    " ORDER BY updated_at, id LIMIT 1)), 'cached', false)::text",
-                    where, tail, page_expr, limit, total, limit);
+                snprintf(conv_list_sql[s][a][m], sizeof(conv_list_sql[s][a][m]),
+                         /* the page's keys first (an index walk: nothing is built for rows an
+                          * OFFSET skips), then only those rows are joined and built */
+                         "WITH keys AS (SELECT c.id, c.updated_at FROM conversations c"
+                         " WHERE %s ORDER BY c.updated_at DESC, c.id DESC %s),"
+                         " page AS (SELECT " CONV_ITEM " AS item, c.updated_at, c.id FROM keys"
+                         " JOIN conversations c ON c.company_id = $1 AND c.id = keys.id"
+                         " JOIN contacts ct ON ct.company_id = c.company_id AND ct.id = c.contact_id)"
+                         " SELECT json_build_object('data', coalesce((SELECT json_agg(item ORDER BY updated_at DESC, "
+                         "id DESC)"
+                         " FROM page), '[]'::json), 'pagination', json_build_object('page', %s, 'limit', $%d::int,"
+                         " 'total', (SELECT coalesce(sum(n), 0) FROM conversation_counts WHERE %s),"
+                         " 'next_cursor', (SELECT CASE WHEN count(*) OVER () = $%d THEN"
+                         " (extract(epoch FROM updated_at) * 1000000)::bigint || '.' || id END FROM keys"
+                         " ORDER BY updated_at, id LIMIT 1)), 'cached', false)::text",
+                         where, tail, page_expr, limit, total, limit);
                 conv_list_stmts[s][a][m] = (pg_stmt_t){conv_list_sql[s][a][m], k - 1, 0};
             }
 }

@@ -54,7 +54,7 @@ struct pg_pool {
     h2o_loop_t *loop;
     pg_pool_config_t cfg;
     char *conninfo;
-    char options[64];
+    char options[128];
     metrics_shard_t *metrics;
     pg_conn_t *conns;
     size_t nconns;
@@ -569,7 +569,10 @@ pg_pool_t *pg_pool_new(h2o_loop_t *loop, const pg_pool_config_t *cfg, metrics_sh
     pool->loop = loop;
     pool->cfg = *cfg;
     pool->conninfo = util_strdup(cfg->conninfo);
-    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%u", cfg->statement_timeout_ms);
+    /* Generic plans: our statements are shaped per filter, so one plan fits every call,
+     * and PostgreSQL does not re-plan each execution (planning costs more than running). */
+    snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%u -c plan_cache_mode=force_generic_plan",
+             cfg->statement_timeout_ms);
     pool->metrics = metrics;
     pool->nconns = cfg->size;
     pool->conns = util_calloc(pool->nconns, sizeof(pg_conn_t));
