@@ -198,3 +198,49 @@ Test(matrix, every_route_keeps_companies_apart)
     cr_assert_eq(r.status, 200);
     hs_response_free(&r);
 }
+
+/* Builds a path for a route, with 1 for any :id. */
+static void route_path(const char *tmpl, char *out, size_t cap)
+{
+    const char *id = strstr(tmpl, ":id");
+    if (id == NULL)
+        snprintf(out, cap, "%s", tmpl);
+    else
+        snprintf(out, cap, "%.*s1%s", (int)(id - tmpl), tmpl, id + 3);
+}
+
+Test(matrix, every_protected_route_refuses_missing_wrong_and_revoked_tokens)
+{
+    /* revoke the spare token first, then wait for every loop thread to have forgotten it */
+    const char *spare[] = {hdr_spare, NULL};
+    hs_response_t r = hs_request(srv.port, "DELETE", "/api/v1/auth/token", NULL, 0, spare);
+    cr_assert_eq(r.status, 204);
+    hs_response_free(&r);
+    /* within 5 s no loop thread accepts it any more */
+    double t0 = hs_now_ms();
+    int refused = 0;
+    while (!refused && hs_now_ms() - t0 < 5000) {
+        refused = 1;
+        for (int k = 0; k != 8; ++k) {
+            r = hs_request(srv.port, "GET", "/api/v1/conversations/status", NULL, 0, spare);
+            refused &= r.status == 401;
+            hs_response_free(&r);
+        }
+        if (!refused)
+            hs_sleep_ms(100);
+    }
+    cr_assert(refused, "a revoked token still worked after 5 s");
+    static const char *const wrong[] = {"Authorization: Bearer cv_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL};
+    for (size_t i = 0; i != api_nroutes; ++i) {
+        if (api_routes[i].access == HTTP_PUBLIC)
+            continue;
+        char path[256];
+        route_path(api_routes[i].path, path, sizeof(path));
+        const char *const *variants[] = {NULL, wrong, spare};
+        for (size_t v = 0; v != 3; ++v) {
+            r = hs_request(srv.port, api_routes[i].method, path, "{}", 2, variants[v]);
+            cr_assert_eq(r.status, 401, "%s %s (variant %zu): %ld %s", api_routes[i].method, path, v, r.status, r.body);
+            hs_response_free(&r);
+        }
+    }
+}
