@@ -8,11 +8,18 @@
  * generate_series, about 20 statements per big table (one per progress step), and no
  * row is computed in C. Rows never look each other up: every random choice is a hash
  * of the row's global number (hashint8extended), so a message recomputes its
- * conversation's id, status, updated_at and last message from the conversation's
- * number, with the same SQL text the conversation itself was built with. Contacts and
- * conversations get explicit ids from a block reserved on their identity sequences (a
- * short transaction holding EXCLUSIVE locks, so no concurrent insert can take an id of
- * the block); messages and notifications get theirs from the sequence as usual.
+ * conversation's status, updated_at and last message from the conversation's number,
+ * with the same SQL helper the conversation itself was built with. Rows also come out
+ * in the order of their indexes, which is what keeps a load much larger than
+ * shared_buffers from thrashing: contacts' phone numbers and conversations' updated_at
+ * rise with their number within a company, a conversation's contact is the one at the
+ * same relative place (10% go back to an earlier contact), messages are written
+ * conversation by conversation in time order and notifications user by user, newest
+ * first. What remains per row is the foreign-key checks, which stay on (nothing here
+ * needs a superuser). Contacts and conversations get explicit ids from a block
+ * reserved on their identity sequences (a short transaction holding EXCLUSIVE locks,
+ * so no concurrent insert can take an id of the block); messages and notifications
+ * get theirs from the sequence as usual.
  *
  * Per company (plan in the temporary table scale_plan), rows are numbered globally:
  * company rank r owns rows o_x+1 .. o_x+n_x of table x. Every company gets at least
@@ -433,8 +440,8 @@ static void scale_bar_finish(scale_bar_t *b, const char *unit)
 
 /* ---- database ------------------------------------------------------------------------ */
 
-/* Runs one statement; returns the rows it affected (or returned), or -1 after logging. */
-static long long scale_exec(PGconn *db, const char *what, const char *sql, int nparams, const long long *params)
+/* Runs one statement with up to 5 bigint parameters; the caller clears the result. */
+static PGresult *scale_query(PGconn *db, const char *sql, int nparams, const long long *params)
 {
     char text[5][24];
     const char *values[5];
@@ -442,7 +449,13 @@ static long long scale_exec(PGconn *db, const char *what, const char *sql, int n
         snprintf(text[i], sizeof(text[i]), "%lld", params[i]);
         values[i] = text[i];
     }
-    PGresult *res = PQexecParams(db, sql, nparams, NULL, values, NULL, NULL, 0);
+    return PQexecParams(db, sql, nparams < 5 ? nparams : 5, NULL, values, NULL, NULL, 0);
+}
+
+/* Runs one statement; returns the rows it affected (or returned), or -1 after logging. */
+static long long scale_exec(PGconn *db, const char *what, const char *sql, int nparams, const long long *params)
+{
+    PGresult *res = scale_query(db, sql, nparams, params);
     ExecStatusType st = PQresultStatus(res);
     long long rows = -1;
     if (st == PGRES_TUPLES_OK)
@@ -459,13 +472,7 @@ static long long scale_exec(PGconn *db, const char *what, const char *sql, int n
 static int scale_value(PGconn *db, const char *what, const char *sql, int nparams, const long long *params,
                        long long *out)
 {
-    char text[5][24];
-    const char *values[5];
-    for (int i = 0; i < nparams && i < 5; ++i) {
-        snprintf(text[i], sizeof(text[i]), "%lld", params[i]);
-        values[i] = text[i];
-    }
-    PGresult *res = PQexecParams(db, sql, nparams, NULL, values, NULL, NULL, 0);
+    PGresult *res = scale_query(db, sql, nparams, params);
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
     if (ok)
         *out = atoll(PQgetvalue(res, 0, 0));
@@ -504,13 +511,7 @@ static long long scale_fill(PGconn *db, const char *label, const char *sql, long
 static long long scale_fill_messages(PGconn *db, long long total, long long conversations_base, int tty)
 {
     long long step_params[2] = {SCALE_CHUNKS, total};
-    char text[2][24];
-    const char *values[2];
-    for (int i = 0; i < 2; ++i) {
-        snprintf(text[i], sizeof(text[i]), "%lld", step_params[i]);
-        values[i] = text[i];
-    }
-    PGresult *steps = PQexecParams(db, scale_sql_message_steps, 2, NULL, values, NULL, NULL, 0);
+    PGresult *steps = scale_query(db, scale_sql_message_steps, 2, step_params);
     if (PQresultStatus(steps) != PGRES_TUPLES_OK) {
         log_error("seed", "planning the messages failed: %s", PQresultErrorMessage(steps));
         PQclear(steps);
@@ -545,8 +546,9 @@ static void scale_usage(FILE *out)
                  "'scale-00001', 'scale-00002', ... each with an admin and 4 agents\n"
                  "(admin@scale-00001.conversa.dev, agent1@..., no password), and contacts,\n"
                  "conversations, messages and notifications shared out by Zipf-like weights\n"
-                 "(1/rank^1.2): the largest company holds about a fifth of every table. Everything\n"
-                 "is written in one transaction, then ANALYZE runs. Progress goes to stderr.\n\n"
+                 "(1/rank^1.2): at the default scale the largest company holds about 23%% of\n"
+                 "every table. Everything is written in one transaction, then ANALYZE runs.\n"
+                 "Progress goes to stderr; the totals and the largest company to stdout.\n\n"
                  "  --companies N       companies (default 1,000; at most 99,999)\n"
                  "  --contacts N        contacts (default 1,000,000; at least one per company;\n"
                  "                      at most 100,000,000)\n"
@@ -559,7 +561,8 @@ static void scale_usage(FILE *out)
                  "  --replace           delete existing 'scale-%%' companies (and everything they\n"
                  "                      own) and seed again; without it, existing scale data is\n"
                  "                      left alone and the command exits 0\n\n"
-                 "Numbers are plain digits. Bad flags exit with status 2.\n");
+                 "Numbers are plain digits (--companies 50 or --companies=50). Bad flags exit with\n"
+                 "status 2.\n");
 }
 
 /* Digits only, 1 .. max. */
