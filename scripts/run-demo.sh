@@ -60,10 +60,10 @@ $seed_out
 
 Try:
   curl http://localhost:$port/api/health
-  curl http://localhost:$port/api/health/live
-  curl http://localhost:$port/api/metrics
+  curl -H 'Authorization: Bearer $token' http://localhost:$port/api/v1/conversations/status
+  curl -H 'Authorization: Bearer $token' 'http://localhost:$port/api/v1/conversations?page=1&limit=20'
 
-API token for the demo admin (send as 'Authorization: Bearer $token').
+(the token belongs to the demo admin; /api/metrics has the Prometheus figures)
 
 Stop everything with: make stop
 EOT
