@@ -67,7 +67,7 @@ note "largest company $company: $total conversations"
 
 # a port nobody answers on
 for _ in $(seq 1 200); do
-  port=$((20000 + RANDOM % 30000))
+  port=$((20000 + RANDOM % 12000)) # below the kernel's ephemeral range (32768-)
   (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
 done
 HOST=127.0.0.1 PORT=$port ACCESS_LOG=off LOG_LEVEL=warn "$CONVERSA_BIN" serve >"$BENCH_DIR/conversa.log" 2>&1 &

@@ -133,7 +133,7 @@ trap 'exit 143' TERM
 # A port nobody accepts connections on; $1 is one to avoid.
 free_port() {
   local avoid=${1:-0} start p i
-  start=$((20000 + RANDOM % 30000))
+  start=$((20000 + RANDOM % 12000)) # below the kernel's ephemeral range (32768-)
   for ((i = 0; i < 500; i++)); do
     p=$((start + i))
     if [[ $p -ne $avoid ]] && ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -61,6 +62,8 @@ void hs_server_spawn(hs_server_t *s, const char *const *argv, const char *const 
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* a test that dies must not leave its server behind */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
