@@ -267,8 +267,13 @@ int hs_sql(char *out, size_t cap, const char *fmt, ...)
     cr_assert_not_null(f);
     fputs(sql, f);
     fclose(f);
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "psql -X -qtA -v ON_ERROR_STOP=1 '%s' -f '%s' 2>&1", hs_env("DATABASE_URL"), path);
+    return hs_sh(out, cap, "psql -X -qtA -v ON_ERROR_STOP=1 '%s' -f '%s' 2>&1", hs_env("DATABASE_URL"), path);
+}
+
+static int hs_vsh(char *out, size_t cap, const char *fmt, va_list ap)
+{
+    char cmd[8192];
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     size_t n = 0, r;
@@ -285,6 +290,15 @@ int hs_sql(char *out, size_t cap, const char *fmt, ...)
     }
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int hs_sh(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = hs_vsh(out, cap, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 char *hs_login(int port, const char *email)

@@ -63,6 +63,12 @@ json_t *hs_json(const hs_response_t *r);
 void hs_response_free(hs_response_t *r);
 
 /**
+ * Runs a shell command; its standard output (trailing newlines removed) goes to out
+ * when given. Returns the exit status.
+ */
+int hs_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/**
  * Runs SQL through psql on DATABASE_URL (tuples only, unaligned, '|' between fields);
  * the output (trailing newline removed) goes to out. Returns psql's exit status.
  */

@@ -24,31 +24,6 @@ static char db_name[64], db_url[512], su_url[512];
 static const char *const big_tables[] = {"conversations", "messages", "contacts",    "notifications",
                                          "api_tokens",    "users",    "connections", NULL};
 
-static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    size_t n = 0, r;
-    char buf[4096];
-    while ((r = fread(buf, 1, sizeof(buf), p)) > 0)
-        if (out != NULL && n + r < cap) {
-            memcpy(out + n, buf, r);
-            n += r;
-        }
-    if (out != NULL) {
-        while (n > 0 && out[n - 1] == '\n')
-            --n;
-        out[n] = '\0';
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void explain_setup(void)
 {
     const char *base = getenv("DATABASE_URL");
@@ -57,25 +32,26 @@ static void explain_setup(void)
     snprintf(db_url, sizeof(db_url), "%.*s/%s", (int)(slash - base), base, db_name);
     snprintf(su_url, sizeof(su_url), "postgresql://postgres@%.*s/%s", (int)(slash - at - 1), at + 1, db_name);
     char out[8192];
-    cr_assert_eq(run(out, sizeof(out), "psql -X -q '%s' -c 'CREATE DATABASE %s' 2>&1", base, db_name), 0, "%s", out);
-    cr_assert_eq(run(out, sizeof(out), "DATABASE_URL='%s' '%s' migrate up 2>&1", db_url, getenv("CONVERSA_BIN")), 0,
+    cr_assert_eq(hs_sh(out, sizeof(out), "psql -X -q '%s' -c 'CREATE DATABASE %s' 2>&1", base, db_name), 0, "%s", out);
+    cr_assert_eq(hs_sh(out, sizeof(out), "DATABASE_URL='%s' '%s' migrate up 2>&1", db_url, getenv("CONVERSA_BIN")), 0,
                  "%s", out);
-    cr_assert_eq(run(out, sizeof(out),
-                     "DATABASE_URL='%s' '%s' seed --scale --companies 100 --contacts 60000 --conversations 60000"
-                     " --messages 300000 --notifications 60000 2>&1",
-                     db_url, getenv("CONVERSA_BIN")),
+    cr_assert_eq(hs_sh(out, sizeof(out),
+                       "DATABASE_URL='%s' '%s' seed --scale --companies 100 --contacts 60000 --conversations 60000"
+                       " --messages 300000 --notifications 60000 2>&1",
+                       db_url, getenv("CONVERSA_BIN")),
                  0, "%s", out);
-    cr_assert_eq(run(out, sizeof(out),
-                     "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"ALTER DATABASE %s SET session_preload_libraries = "
-                     "'auto_explain'\" -c 'ALTER DATABASE %s SET auto_explain.log_min_duration = 0'"
-                     " -c \"ALTER DATABASE %s SET auto_explain.log_format = 'json'\" 2>&1",
-                     su_url, db_name, db_name, db_name),
+    cr_assert_eq(hs_sh(out, sizeof(out),
+                       "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"ALTER DATABASE %s SET session_preload_libraries = "
+                       "'auto_explain'\" -c 'ALTER DATABASE %s SET auto_explain.log_min_duration = 0'"
+                       " -c \"ALTER DATABASE %s SET auto_explain.log_format = 'json'\" 2>&1",
+                       su_url, db_name, db_name, db_name),
                  0, "%s", out);
 }
 
 static void explain_teardown(void)
 {
-    run(NULL, 0, "psql -X -q '%s' -c 'DROP DATABASE IF EXISTS %s WITH (FORCE)' 2>&1", getenv("DATABASE_URL"), db_name);
+    hs_sh(NULL, 0, "psql -X -q '%s' -c 'DROP DATABASE IF EXISTS %s WITH (FORCE)' 2>&1", getenv("DATABASE_URL"),
+          db_name);
 }
 
 TestSuite(explain, .init = explain_setup, .fini = explain_teardown, .timeout = 300);
@@ -139,35 +115,37 @@ Test(explain, every_list_and_count_uses_an_index_at_scale)
     char out[8192], company[32], user[32], conv[32], cursor[64];
     cr_assert_eq(sodium_init() >= 0, 1);
     /* the largest company, one of its admins, its busiest conversation, a cursor 10,000 deep */
-    run(company, sizeof(company),
-        "psql -X -qtA '%s' -c 'SELECT company_id FROM conversation_counts GROUP BY 1 ORDER BY sum(n) DESC LIMIT 1'",
-        db_url);
-    run(user, sizeof(user), "psql -X -qtA '%s' -c \"SELECT id FROM users WHERE company_id = %s AND role = 'admin'\"",
-        db_url, company);
-    run(conv, sizeof(conv),
+    hs_sh(company, sizeof(company),
+          "psql -X -qtA '%s' -c 'SELECT company_id FROM conversation_counts GROUP BY 1 ORDER BY sum(n) DESC LIMIT 1'",
+          db_url);
+    hs_sh(user, sizeof(user), "psql -X -qtA '%s' -c \"SELECT id FROM users WHERE company_id = %s AND role = 'admin'\"",
+          db_url, company);
+    hs_sh(
+        conv, sizeof(conv),
         "psql -X -qtA '%s' -c 'SELECT conversation_id FROM messages WHERE company_id = %s GROUP BY 1 ORDER BY count(*) "
         "DESC LIMIT 1'",
         db_url, company);
-    run(cursor, sizeof(cursor),
-        "psql -X -qtA '%s' -c \"SELECT (extract(epoch FROM updated_at) * 1000000)::bigint || '.' || id FROM "
-        "conversations WHERE company_id = %s ORDER BY updated_at DESC, id DESC OFFSET 9999 LIMIT 1\"",
-        db_url, company);
+    hs_sh(cursor, sizeof(cursor),
+          "psql -X -qtA '%s' -c \"SELECT (extract(epoch FROM updated_at) * 1000000)::bigint || '.' || id FROM "
+          "conversations WHERE company_id = %s ORDER BY updated_at DESC, id DESC OFFSET 9999 LIMIT 1\"",
+          db_url, company);
     cr_assert(atol(company) > 0 && atol(user) > 0 && atol(conv) > 0 && strchr(cursor, '.') != NULL,
               "company %s user %s conv %s cursor %s", company, user, conv, cursor);
     char token[TOKENS_TEXT_MAX], hex[2 * TOKENS_HASH_BYTES + 1];
     uint8_t hash[TOKENS_HASH_BYTES];
     tokens_new(token, hash);
     sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
-    cr_assert_eq(run(out, sizeof(out),
-                     "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"INSERT INTO api_tokens (company_id, user_id, token_hash,"
-                     " kind) VALUES (%s, %s, decode('%s', 'hex'), 'api')\" 2>&1",
-                     db_url, company, user, hex),
-                 0, "%s", out);
+    cr_assert_eq(
+        hs_sh(out, sizeof(out),
+              "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"INSERT INTO api_tokens (company_id, user_id, token_hash,"
+              " kind) VALUES (%s, %s, decode('%s', 'hex'), 'api')\" 2>&1",
+              db_url, company, user, hex),
+        0, "%s", out);
     snprintf(auth_hdr, sizeof(auth_hdr), "Authorization: Bearer %s", token);
 
     char phone[32];
-    run(phone, sizeof(phone), "psql -X -qtA '%s' -c 'SELECT phone_number FROM contacts WHERE company_id = %s LIMIT 1'",
-        db_url, company);
+    hs_sh(phone, sizeof(phone),
+          "psql -X -qtA '%s' -c 'SELECT phone_number FROM contacts WHERE company_id = %s LIMIT 1'", db_url, company);
     char log_path[512];
     snprintf(log_path, sizeof(log_path), "%s/pg.log", getenv("STACK_DIR"));
     struct stat st;

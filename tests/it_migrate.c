@@ -15,30 +15,6 @@
 static char db_url[512];
 static char db_name[64];
 
-/* Runs a shell command; returns its exit status. Output goes to out (if given). */
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = 0;
-    char buf[4096];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof(buf), p)) > 0)
-        if (out != NULL && n + r < cap) {
-            memcpy(out + n, buf, r);
-            n += r;
-        }
-    if (out != NULL)
-        out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void make_db(void)
 {
     const char *base = getenv("DATABASE_URL");
@@ -46,24 +22,25 @@ static void make_db(void)
     snprintf(db_name, sizeof(db_name), "conversa_mig_%d", (int)getpid());
     const char *slash = strrchr(base, '/');
     snprintf(db_url, sizeof(db_url), "%.*s/%s", (int)(slash - base), base, db_name);
-    cr_assert_eq(sh(NULL, 0, "psql -X -q '%s' -c 'CREATE DATABASE %s' 2>&1", base, db_name), 0);
+    cr_assert_eq(hs_sh(NULL, 0, "psql -X -q '%s' -c 'CREATE DATABASE %s' 2>&1", base, db_name), 0);
 }
 
 static void drop_db(void)
 {
-    sh(NULL, 0, "psql -X -q '%s' -c 'DROP DATABASE IF EXISTS %s WITH (FORCE)' 2>&1", getenv("DATABASE_URL"), db_name);
+    hs_sh(NULL, 0, "psql -X -q '%s' -c 'DROP DATABASE IF EXISTS %s WITH (FORCE)' 2>&1", getenv("DATABASE_URL"),
+          db_name);
 }
 
 TestSuite(migrate, .init = make_db, .fini = drop_db, .timeout = 120);
 
 static int conversa(char *out, size_t cap, const char *args)
 {
-    return sh(out, cap, "DATABASE_URL='%s' DB_WAIT_SECONDS=2 '%s' %s 2>&1", db_url, getenv("CONVERSA_BIN"), args);
+    return hs_sh(out, cap, "DATABASE_URL='%s' DB_WAIT_SECONDS=2 '%s' %s 2>&1", db_url, getenv("CONVERSA_BIN"), args);
 }
 
 static int psql_value(const char *sql, char *out, size_t cap)
 {
-    int rc = sh(out, cap, "psql -X -qtA '%s' -c \"%s\" 2>&1", db_url, sql);
+    int rc = hs_sh(out, cap, "psql -X -qtA '%s' -c \"%s\" 2>&1", db_url, sql);
     out[strcspn(out, "\n")] = '\0';
     return rc;
 }
@@ -102,7 +79,7 @@ Test(migrate, concurrent_runs_take_turns)
              "for i in 1 2 3 4; do DATABASE_URL='%s' '%s' migrate up >/dev/null 2>&1 & done; "
              "fail=0; for j in 1 2 3 4; do wait -n || fail=1; done; exit $fail",
              db_url, getenv("CONVERSA_BIN"));
-    cr_assert_eq(sh(out, sizeof(out), "bash -c \"%s\"", cmd), 0, "%s", out);
+    cr_assert_eq(hs_sh(out, sizeof(out), "bash -c \"%s\"", cmd), 0, "%s", out);
     char v[64];
     psql_value("SELECT count(*) FROM schema_migrations", v, sizeof(v));
     char status[8192];
@@ -129,12 +106,13 @@ Test(migrate, schema_keeps_tenants_apart)
     cr_assert_str_eq(v, "2");
 
     /* a message of company B pointing at company A's conversation is refused by the database */
-    int rc = sh(out, sizeof(out),
-                "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"INSERT INTO companies (slug, name) VALUES ('other', 'Other');"
-                " INSERT INTO messages (company_id, conversation_id, direction, body, status)"
-                " SELECT (SELECT id FROM companies WHERE slug = 'other'), min(id), 'inbound', 'x', 'received'"
-                " FROM conversations\" 2>&1",
-                db_url);
+    int rc =
+        hs_sh(out, sizeof(out),
+              "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"INSERT INTO companies (slug, name) VALUES ('other', 'Other');"
+              " INSERT INTO messages (company_id, conversation_id, direction, body, status)"
+              " SELECT (SELECT id FROM companies WHERE slug = 'other'), min(id), 'inbound', 'x', 'received'"
+              " FROM conversations\" 2>&1",
+              db_url);
     cr_assert_neq(rc, 0);
     cr_assert(strstr(out, "foreign key") != NULL, "%s", out);
 
@@ -178,9 +156,9 @@ Test(migrate, waits_for_a_database_then_gives_up)
 {
     char out[8192];
     int port = hs_free_port();
-    int rc = sh(out, sizeof(out),
-                "DATABASE_URL='postgresql://conversa@127.0.0.1:%d/conversa' DB_WAIT_SECONDS=1 '%s' migrate up 2>&1",
-                port, getenv("CONVERSA_BIN"));
+    int rc = hs_sh(out, sizeof(out),
+                   "DATABASE_URL='postgresql://conversa@127.0.0.1:%d/conversa' DB_WAIT_SECONDS=1 '%s' migrate up 2>&1",
+                   port, getenv("CONVERSA_BIN"));
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "retrying") != NULL && strstr(out, "cannot connect") != NULL, "%s", out);
 }

@@ -13,38 +13,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
+
 #define SMALL_SCALE "--companies 20 --contacts 20000 --conversations 20000 --messages 100000 --notifications 20000"
 
 static char db_url[512];
 static char db_name[64];
 
-/* Runs a shell command; returns its exit status. Output goes to out (if given). */
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = 0;
-    char buf[4096];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof(buf), p)) > 0)
-        if (out != NULL && n + r < cap) {
-            memcpy(out + n, buf, r);
-            n += r;
-        }
-    if (out != NULL)
-        out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int conversa(char *out, size_t cap, const char *args)
 {
-    return sh(out, cap, "DATABASE_URL='%s' DB_WAIT_SECONDS=2 '%s' %s 2>&1", db_url, getenv("CONVERSA_BIN"), args);
+    return hs_sh(out, cap, "DATABASE_URL='%s' DB_WAIT_SECONDS=2 '%s' %s 2>&1", db_url, getenv("CONVERSA_BIN"), args);
 }
 
 static void make_db(void)
@@ -55,14 +33,15 @@ static void make_db(void)
     snprintf(db_name, sizeof(db_name), "conversa_scale_%d", (int)getpid());
     const char *slash = strrchr(base, '/');
     snprintf(db_url, sizeof(db_url), "%.*s/%s", (int)(slash - base), base, db_name);
-    cr_assert_eq(sh(NULL, 0, "psql -X -q '%s' -c 'CREATE DATABASE %s' 2>&1", base, db_name), 0);
+    cr_assert_eq(hs_sh(NULL, 0, "psql -X -q '%s' -c 'CREATE DATABASE %s' 2>&1", base, db_name), 0);
     char out[8192];
     cr_assert_eq(conversa(out, sizeof(out), "migrate up"), 0, "%s", out);
 }
 
 static void drop_db(void)
 {
-    sh(NULL, 0, "psql -X -q '%s' -c 'DROP DATABASE IF EXISTS %s WITH (FORCE)' 2>&1", getenv("DATABASE_URL"), db_name);
+    hs_sh(NULL, 0, "psql -X -q '%s' -c 'DROP DATABASE IF EXISTS %s WITH (FORCE)' 2>&1", getenv("DATABASE_URL"),
+          db_name);
 }
 
 TestSuite(seed_scale, .init = make_db, .fini = drop_db, .timeout = 120);
@@ -70,7 +49,7 @@ TestSuite(seed_scale, .init = make_db, .fini = drop_db, .timeout = 120);
 /* The first line of a query's result. */
 static void psql_value(const char *sql, char *out, size_t cap)
 {
-    int rc = sh(out, cap, "psql -X -qtA -v ON_ERROR_STOP=1 '%s' -c \"%s\" 2>&1", db_url, sql);
+    int rc = hs_sh(out, cap, "psql -X -qtA -v ON_ERROR_STOP=1 '%s' -c \"%s\" 2>&1", db_url, sql);
     out[strcspn(out, "\n")] = '\0';
     cr_assert_eq(rc, 0, "%s: %s", sql, out);
 }

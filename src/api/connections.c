@@ -109,29 +109,6 @@ typedef struct conn_input {
 
 /* ---- reading the body ---- */
 
-/* Same rule as api_body_object(): refuse deep nesting before building anything. */
-static int conn_depth_ok(const char *s, size_t n)
-{
-    int depth = 0, in_string = 0;
-    for (size_t i = 0; i != n; ++i) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
-        } else if (c == '{' || c == '[') {
-            if (++depth > API_JSON_MAX_DEPTH)
-                return 0;
-        } else if (c == '}' || c == ']') {
-            --depth;
-        }
-    }
-    return 1;
-}
-
 /* Zeroes every string value in v (keys are field names, not secrets). */
 static void conn_wipe_json(json_t *v, int depth)
 {
@@ -177,7 +154,7 @@ static json_t *conn_body(http_request_t *r)
         http_reply_invalid(r, "body", "a JSON object is required");
         return NULL;
     }
-    if (!conn_depth_ok(body.base, body.len)) {
+    if (!api_json_depth_ok(body.base, body.len)) {
         http_reply_invalid(r, "body", "JSON nested deeper than %d levels", API_JSON_MAX_DEPTH);
         goto Fail;
     }

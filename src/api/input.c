@@ -48,8 +48,7 @@ int api_utf8_valid(const char *s, size_t n, size_t *chars)
     return 1;
 }
 
-/* Refuses nesting deeper than API_JSON_MAX_DEPTH without building anything. */
-static int api_json_depth_ok(const char *s, size_t n)
+int api_json_depth_ok(const char *s, size_t n)
 {
     int depth = 0, in_string = 0;
     for (size_t i = 0; i != n; ++i) {

@@ -18,6 +18,9 @@
 /** Maximum nesting of request JSON; deeper is refused before it is built. */
 #define API_JSON_MAX_DEPTH 16
 
+/** Whether JSON text nests no deeper than API_JSON_MAX_DEPTH; checked before anything is built. */
+int api_json_depth_ok(const char *s, size_t n);
+
 /**
  * Parses the body as a JSON object whose keys are all in `allowed` (NULL-terminated).
  * Returns the object (caller decrefs) or NULL after replying 400.
