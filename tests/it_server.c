@@ -237,10 +237,19 @@ Test(server, starts_without_a_database_and_retries)
     hs_server_t s;
     hs_server_start(&s, env);
     cr_assert(poll_until(s.port, "/api/health", 503, "\"database\":{\"status\":\"down\"", 5000) >= 0);
-    hs_sleep_ms(400); /* a few retries happen meanwhile */
+    /* the failed connection attempts are logged (the first at once, then with backoff) */
+    double t0 = hs_now_ms();
+    char *log = NULL;
+    int logged = 0;
+    while (!logged && hs_now_ms() - t0 < 5000) {
+        free(log);
+        log = hs_server_log(&s);
+        logged = strstr(log, "retrying with backoff") != NULL;
+        if (!logged)
+            hs_sleep_ms(50);
+    }
+    cr_assert(logged, "%s", log);
     cr_assert_eq(hs_server_stop(&s), 0);
-    char *log = hs_server_log(&s);
-    cr_assert(strstr(log, "retrying with backoff") != NULL, "%s", log);
     free(log);
 }
 
@@ -400,13 +409,30 @@ Test(server, sigterm_finishes_in_flight_requests)
     par_arg_t a = {.port = s.port};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, slow_health, &a), 0);
-    hs_sleep_ms(300); /* the request is waiting on the frozen database */
+    /* wait until the request is in the server, held by the frozen database (the metrics
+     * request counts itself, so two in flight means the health check is there) */
+    double t0 = hs_now_ms();
+    double inflight = 0;
+    while (inflight < 2 && hs_now_ms() - t0 < 5000) {
+        hs_response_t m = hs_get(s.port, "/api/metrics");
+        inflight = m.status == 200 ? metric_value(m.body, "http_requests_in_flight") : 0;
+        hs_response_free(&m);
+        if (inflight < 2)
+            hs_sleep_ms(20);
+    }
+    cr_assert(inflight >= 2, "the health request never reached the server");
     kill(s.pid, SIGTERM);
-    hs_sleep_ms(300);
-    /* no longer accepting */
-    hs_response_t r = hs_get(s.port, "/api/health/live");
-    cr_assert_eq(r.status, 0, "a stopping server accepted a new request");
-    hs_response_free(&r);
+    /* it stops accepting within a tick */
+    t0 = hs_now_ms();
+    long status = 200;
+    while (status != 0 && hs_now_ms() - t0 < 3000) {
+        hs_response_t r = hs_get(s.port, "/api/health/live");
+        status = r.status;
+        hs_response_free(&r);
+        if (status != 0)
+            hs_sleep_ms(20);
+    }
+    cr_assert_eq(status, 0, "a stopping server kept accepting new requests");
     cr_assert_eq(hs_stack("pg-thaw"), 0);
     pthread_join(th, NULL);
     cr_assert_eq(a.status, 200, "the in-flight request got %ld", a.status);
