@@ -31,57 +31,11 @@ static size_t itc_ntokens;
 /* A key the database was rotated to, rotated back by the fini when set. */
 static char itc_rotated_to[128];
 
-/* Runs a shell command; returns its exit status. Output (stdout and what the command sends there) goes to out. */
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = 0, r;
-    char buf[4096];
-    while ((r = fread(buf, 1, sizeof(buf), p)) > 0)
-        if (out != NULL && n + r < cap) {
-            memcpy(out + n, buf, r);
-            n += r;
-        }
-    if (out != NULL)
-        out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Runs SQL (from a file: no shell quoting) with psql; output unaligned, trailing newline removed. */
-static int psql(char *out, size_t cap, const char *fmt, ...)
-{
-    char sql[8192], path[] = "/tmp/itc-sql-XXXXXX";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    cr_assert_eq(write(fd, sql, strlen(sql)), (ssize_t)strlen(sql));
-    close(fd);
-    char tmp[8192];
-    int rc = sh(tmp, sizeof(tmp), "psql -X -qtA -v ON_ERROR_STOP=1 '%s' -f '%s' 2>&1", getenv("DATABASE_URL"), path);
-    unlink(path);
-    size_t n = strlen(tmp);
-    while (n > 0 && tmp[n - 1] == '\n')
-        tmp[--n] = '\0';
-    if (out != NULL)
-        snprintf(out, cap, "%s", tmp);
-    return rc;
-}
-
 /* psql that must succeed. */
 static void sql_ok(char *out, size_t cap, const char *sql)
 {
     char buf[8192];
-    int rc = psql(buf, sizeof(buf), "%s", sql);
+    int rc = hs_sql(buf, sizeof(buf), "%s", sql);
     cr_assert_eq(rc, 0, "psql failed: %s\n%s", sql, buf);
     if (out != NULL)
         snprintf(out, cap, "%s", buf);
@@ -90,7 +44,7 @@ static void sql_ok(char *out, size_t cap, const char *sql)
 /* Runs the conversa binary with extra environment assignments before it; output and errors into out. */
 static int conversa(char *out, size_t cap, const char *env, const char *args)
 {
-    return sh(out, cap, "%s '%s' %s 2>&1", env != NULL ? env : "", getenv("CONVERSA_BIN"), args);
+    return hs_sh(out, cap, "%s '%s' %s 2>&1", env != NULL ? env : "", getenv("CONVERSA_BIN"), args);
 }
 
 static const char *suite_key(void)
@@ -111,14 +65,14 @@ static void key_id_of(const char *key_text, char out[SECRETS_KEY_ID_TEXT])
 static void cleanup(void)
 {
     char out[4096];
-    psql(out, sizeof(out),
-         "DELETE FROM campaigns WHERE name LIKE 'itc-%%';"
-         " DELETE FROM connections WHERE slug LIKE 'itc-%%';"
-         " DELETE FROM api_tokens WHERE name LIKE 'itc-%%';"
-         " DELETE FROM companies WHERE slug LIKE 'itc-%%';");
+    hs_sql(out, sizeof(out),
+           "DELETE FROM campaigns WHERE name LIKE 'itc-%%';"
+           " DELETE FROM connections WHERE slug LIKE 'itc-%%';"
+           " DELETE FROM api_tokens WHERE name LIKE 'itc-%%';"
+           " DELETE FROM companies WHERE slug LIKE 'itc-%%';");
     for (size_t i = 0; i != itc_ntokens; ++i) {
-        psql(out, sizeof(out), "DELETE FROM api_tokens WHERE token_hash = sha256(convert_to('%s', 'UTF8'))",
-             itc_tokens[i]);
+        hs_sql(out, sizeof(out), "DELETE FROM api_tokens WHERE token_hash = sha256(convert_to('%s', 'UTF8'))",
+               itc_tokens[i]);
         free(itc_tokens[i]);
     }
     itc_ntokens = 0;
@@ -820,7 +774,7 @@ Test(connections, token_create_makes_working_tokens)
     int pid = (int)getpid();
     char out[4096], args[512], tok[128], sql[512], demo_id[32], agent_id[32];
     snprintf(args, sizeof(args), "token create --company demo --user " ADMIN " --name itc-token-%d", pid);
-    cr_assert_eq(sh(tok, sizeof(tok), "'%s' %s 2>/dev/null", getenv("CONVERSA_BIN"), args), 0, "%s", tok);
+    cr_assert_eq(hs_sh(tok, sizeof(tok), "'%s' %s 2>/dev/null", getenv("CONVERSA_BIN"), args), 0, "%s", tok);
     tok[strcspn(tok, "\n")] = '\0';
     cr_assert(strncmp(tok, "cv_", 3) == 0 && strlen(tok) == 46, "stdout should be the token alone: '%s'", tok);
     /* only its hash is stored, as an API token */
@@ -837,7 +791,7 @@ Test(connections, token_create_makes_working_tokens)
     sql_ok(agent_id, sizeof(agent_id), "SELECT id FROM users WHERE email = '" AGENT "'");
     char agent_tok[128];
     snprintf(args, sizeof(args), "token create --company %s --user %s --name=itc-agent-%d", demo_id, agent_id, pid);
-    cr_assert_eq(sh(agent_tok, sizeof(agent_tok), "'%s' %s 2>/dev/null", getenv("CONVERSA_BIN"), args), 0);
+    cr_assert_eq(hs_sh(agent_tok, sizeof(agent_tok), "'%s' %s 2>/dev/null", getenv("CONVERSA_BIN"), args), 0);
     agent_tok[strcspn(agent_tok, "\n")] = '\0';
 
     hs_server_t s;

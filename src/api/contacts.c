@@ -319,23 +319,33 @@ static void ct_on_created(http_request_t *r, PGresult *res)
     http_reply_json(r, 201, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
-void api_contacts_create(http_request_t *r)
-{
-    static const char *const fields[] = {"phone_number", "name", "labels", NULL};
+/* The contact fields of a POST or PATCH body, read and checked in one place. */
+typedef struct ct_body {
     const char *phone, *name, *labels;
     int has_name;
+} ct_body_t;
+
+static int ct_body_read(http_request_t *r, int phone_required, ct_body_t *b)
+{
+    static const char *const fields[] = {"phone_number", "name", "labels", NULL};
     json_t *body = api_body_object(r, fields);
     if (body == NULL)
-        return;
-    int rc = ct_body_phone(r, body, 1, &phone);
+        return -1;
+    int rc = ct_body_phone(r, body, phone_required, &b->phone);
     if (rc == 0)
-        rc = ct_body_name(r, body, &name, &has_name);
+        rc = ct_body_name(r, body, &b->name, &b->has_name);
     if (rc == 0)
-        rc = ct_body_labels(r, body, &labels);
+        rc = ct_body_labels(r, body, &b->labels);
     json_decref(body);
-    if (rc != 0)
+    return rc;
+}
+
+void api_contacts_create(http_request_t *r)
+{
+    ct_body_t b;
+    if (ct_body_read(r, 1, &b) != 0)
         return;
-    pg_param_t p[] = {api_db_i64(r, r->auth.company_id), PG_TEXT(phone), PG_TEXT(name), PG_TEXT(labels)};
+    pg_param_t p[] = {api_db_i64(r, r->auth.company_id), PG_TEXT(b.phone), PG_TEXT(b.name), PG_TEXT(b.labels)};
     api_db_call(r, &ct_create_stmt, p, 4, ct_on_created);
 }
 
@@ -376,32 +386,19 @@ static void ct_on_patched(http_request_t *r, PGresult *res)
 
 void api_contacts_patch(http_request_t *r)
 {
-    static const char *const fields[] = {"phone_number", "name", "labels", NULL};
-    const char *phone, *name, *labels;
-    int has_name;
     int64_t id;
-    if (api_param_id(r, "id", &id) != 0)
+    ct_body_t b;
+    if (api_param_id(r, "id", &id) != 0 || ct_body_read(r, 0, &b) != 0)
         return;
-    json_t *body = api_body_object(r, fields);
-    if (body == NULL)
-        return;
-    int rc = ct_body_phone(r, body, 0, &phone);
-    if (rc == 0)
-        rc = ct_body_name(r, body, &name, &has_name);
-    if (rc == 0)
-        rc = ct_body_labels(r, body, &labels);
-    json_decref(body);
-    if (rc != 0)
-        return;
-    if (phone == NULL && !has_name && labels == NULL) {
+    if (b.phone == NULL && !b.has_name && b.labels == NULL) {
         http_reply_invalid(r, "body", "nothing to change: give name, labels and/or phone_number");
         return;
     }
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id),
                       api_db_i64(r, id),
-                      PG_TEXT(has_name ? "true" : "false"),
-                      PG_TEXT(name),
-                      PG_TEXT(labels),
-                      PG_TEXT(phone)};
+                      PG_TEXT(b.has_name ? "true" : "false"),
+                      PG_TEXT(b.name),
+                      PG_TEXT(b.labels),
+                      PG_TEXT(b.phone)};
     api_db_call(r, &ct_patch_stmt, p, 6, ct_on_patched);
 }

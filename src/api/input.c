@@ -1,4 +1,5 @@
 #include "api/input.h"
+#include "core/utf8.h"
 #include "http/reply.h"
 
 #include <errno.h>
@@ -9,39 +10,14 @@
 
 int api_utf8_valid(const char *s, size_t n, size_t *chars)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    const unsigned char *p = (const unsigned char *)s;
     size_t count = 0;
-    while (p < end) {
-        unsigned c = *p;
-        size_t len;
+    for (size_t i = 0; i < n; ++count) {
         uint32_t cp;
-        if (c < 0x80) {
-            len = 1;
-            cp = c;
-        } else if ((c & 0xe0) == 0xc0) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
+        size_t len = utf8_decode(p + i, n - i, &cp);
+        if (len == 0 || cp == 0)
             return 0;
-        }
-        if ((size_t)(end - p) < len)
-            return 0;
-        for (size_t i = 1; i != len; ++i) {
-            if ((p[i] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        static const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_for_len[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0)
-            return 0;
-        p += len;
-        ++count;
+        i += len;
     }
     if (chars != NULL)
         *chars = count;
@@ -111,18 +87,31 @@ json_t *api_body_object(http_request_t *r, const char *const *allowed)
     return obj;
 }
 
+/* Replies 400 for a required member that is missing; returns -1 then, else 0. */
+static int api_json_required(http_request_t *r, json_t *v, const char *name, int required)
+{
+    if (v != NULL || !required)
+        return 0;
+    http_reply_invalid(r, name, "%s is required", name);
+    return -1;
+}
+
+/* Replies 400 naming the accepted values of an enumerated input. */
+static void api_reply_choices(http_request_t *r, const char *name, const char *const *choices)
+{
+    char list[256] = "";
+    for (size_t i = 0; choices[i] != NULL; ++i)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", choices[i]);
+    http_reply_invalid(r, name, "%s must be one of: %s", name, list);
+}
+
 int api_json_string(http_request_t *r, json_t *obj, const char *name, int required, size_t min_len, size_t max_len,
                     const char **out)
 {
     *out = NULL;
     json_t *v = json_object_get(obj, name);
-    if (v == NULL) {
-        if (required) {
-            http_reply_invalid(r, name, "%s is required", name);
-            return -1;
-        }
-        return 0;
-    }
+    if (v == NULL)
+        return api_json_required(r, v, name, required);
     if (!json_is_string(v)) {
         http_reply_invalid(r, name, "%s must be a string", name);
         return -1;
@@ -161,13 +150,8 @@ int api_json_bool(http_request_t *r, json_t *obj, const char *name, int required
 {
     json_t *v = json_object_get(obj, name);
     *present = v != NULL;
-    if (v == NULL) {
-        if (required) {
-            http_reply_invalid(r, name, "%s is required", name);
-            return -1;
-        }
-        return 0;
-    }
+    if (v == NULL)
+        return api_json_required(r, v, name, required);
     if (!json_is_boolean(v)) {
         http_reply_invalid(r, name, "%s must be true or false", name);
         return -1;
@@ -181,23 +165,15 @@ int api_json_enum(http_request_t *r, json_t *obj, const char *name, int required
 {
     *out = NULL;
     json_t *v = json_object_get(obj, name);
-    if (v == NULL) {
-        if (required) {
-            http_reply_invalid(r, name, "%s is required", name);
-            return -1;
-        }
-        return 0;
-    }
+    if (v == NULL)
+        return api_json_required(r, v, name, required);
     if (json_is_string(v))
         for (size_t i = 0; choices[i] != NULL; ++i)
             if (strcmp(json_string_value(v), choices[i]) == 0) {
                 *out = choices[i];
                 return 0;
             }
-    char list[256] = "";
-    for (size_t i = 0; choices[i] != NULL; ++i)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", choices[i]);
-    http_reply_invalid(r, name, "%s must be one of: %s", name, list);
+    api_reply_choices(r, name, choices);
     return -1;
 }
 
@@ -316,10 +292,7 @@ int api_query_enum(http_request_t *r, const char *name, const char *const *choic
             *out = choices[i];
             return 0;
         }
-    char list[256] = "";
-    for (size_t i = 0; choices[i] != NULL; ++i)
-        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", choices[i]);
-    http_reply_invalid(r, name, "%s must be one of: %s", name, list);
+    api_reply_choices(r, name, choices);
     return -1;
 }
 

@@ -11,6 +11,7 @@
  * read it. Every temporary that held key material or plaintext is wiped.
  */
 #include "auth/secrets.h"
+#include "core/utf8.h"
 #include "core/log.h"
 
 #include <sodium.h>
@@ -198,32 +199,9 @@ int secrets_value_key_id(const unsigned char *in, size_t len, char out[SECRETS_K
 /* Length of the UTF-8 sequence starting at p (at most n bytes), 0 when invalid or a control character. */
 static size_t secrets_char_len(const unsigned char *p, size_t n)
 {
-    unsigned c = p[0];
-    size_t len;
     uint32_t cp;
-    if (c < 0x80) {
-        return c >= 0x20 && c != 0x7f ? 1 : 0;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i != len; ++i) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    static const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_for_len[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+    size_t len = utf8_decode(p, n, &cp);
+    if (len == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0))
         return 0;
     return len;
 }
