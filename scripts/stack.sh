@@ -32,6 +32,8 @@ Commands:
   pg-thaw DIR       resume (SIGCONT) them
   redis-start DIR   start Redis again on its recorded port
   redis-stop DIR    stop Redis
+  redis-freeze DIR  stop (SIGSTOP) Redis: it hangs with its connections open
+  redis-thaw DIR    resume (SIGCONT) it
   env DIR           print DIR/env: PG_PORT, REDIS_PORT, DATABASE_URL, REDIS_URL
 
 The database is "conversa", owned by the role "conversa" (LOGIN CREATEDB);
@@ -267,6 +269,12 @@ redis_wait_pong() {
   return 1
 }
 
+redis_signal() {
+  local pid
+  pid=$(redis_pid) || die "Redis is not running"
+  kill -s "$1" "$pid"
+}
+
 redis_start() {
   local port
   port=$(recorded_port REDIS_PORT)
@@ -400,7 +408,7 @@ main() {
 
   case "$cmd" in
     start) mkdir -p "$dir" ;;
-    stop | status | pg-stop | redis-stop | pg-freeze | pg-thaw)
+    stop | status | pg-stop | redis-stop | pg-freeze | pg-thaw | redis-freeze | redis-thaw)
       if [[ ! -d "$dir" ]]; then
         echo "nothing in $dir: not running"
         [[ "$cmd" == status ]] && exit 3
@@ -430,6 +438,8 @@ main() {
     pg-stop) pg_stop ;;
     redis-start) redis_start ;;
     redis-stop) redis_stop ;;
+    redis-freeze) redis_signal STOP ;;
+    redis-thaw) redis_signal CONT ;;
     env) cat "$DIR/env" ;;
   esac
 }

@@ -100,6 +100,10 @@ static const mx_case_t cases[] = {
      "SELECT min(id) FROM conversations WHERE company_id = (SELECT id "
      "FROM companies WHERE slug = 'demo')",
      NULL, NULL, 404},
+    {"POST", "/api/v1/conversations/:id/messages",
+     "SELECT min(id) FROM conversations WHERE company_id = (SELECT id "
+     "FROM companies WHERE slug = 'demo')",
+     NULL, "{\"text\":\"not yours\"}", 404},
     {"GET", "/api/v1/contacts", NULL, "/api/v1/contacts?limit=50", NULL, 200},
     {"GET", "/api/v1/contacts", NULL, "/api/v1/contacts?q=Mariana", NULL, 200},
     {"POST", "/api/v1/contacts", NULL, "/api/v1/contacts", "{\"phone_number\":\"+1 555 010 9999\",\"name\":\"Mx\"}", 0},

@@ -28,6 +28,7 @@
  * is 404. Uniqueness is checked in the same statement as the write, so the 409 names
  * the field; a concurrent writer that wins the race still gets a plain 409.
  */
+#include "api/cache.h"
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
@@ -35,6 +36,7 @@
 #include "core/util.h"
 #include "http/reply.h"
 
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,21 +375,24 @@ static pg_param_t conn_flag(int set)
     return PG_TEXT(set ? "true" : "false");
 }
 
+/* Every write below changes what the company's cached connection responses say. */
+static const cache_gen_t conn_gen = {CACHE_SCOPE_CONNECTIONS, 0};
+
 /* ---- GET ---- */
 
 static pg_stmt_t conn_list_stmt = {"SELECT json_build_object('data', coalesce(json_agg(" CONN_ITEM
-                                   " ORDER BY c.id), '[]'::json))::text"
+                                   " ORDER BY c.id), '[]'::json), 'cached', false)::text"
                                    " FROM connections c WHERE c.company_id = $1",
                                    1};
 
 void api_connections_list(http_request_t *r)
 {
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id)};
-    api_db_reply(r, &conn_list_stmt, p, 1, 200, "connections");
+    api_cache_reply(r, CACHE_CONNECTIONS, 0, "list", &conn_list_stmt, p, 1, "connections");
 }
 
 static pg_stmt_t conn_get_stmt = {"SELECT json_build_object('data', " CONN_ITEM
-                                  ")::text FROM connections c WHERE c.company_id = $1 AND c.id = $2",
+                                  ", 'cached', false)::text FROM connections c WHERE c.company_id = $1 AND c.id = $2",
                                   2};
 
 void api_connections_get(http_request_t *r)
@@ -396,7 +401,9 @@ void api_connections_get(http_request_t *r)
     if (api_param_id(r, "id", &id) != 0)
         return;
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, id)};
-    api_db_reply(r, &conn_get_stmt, p, 2, 200, "connection");
+    char variant[32];
+    snprintf(variant, sizeof(variant), "id=%" PRId64, id);
+    api_cache_reply(r, CACHE_CONNECTIONS, 0, variant, &conn_get_stmt, p, 2, "connection");
 }
 
 /* ---- POST ---- */
@@ -445,7 +452,7 @@ static void conn_on_created(http_request_t *r, PGresult *res)
     char location[64];
     snprintf(location, sizeof(location), "/api/v1/connections/%s", PQgetvalue(res, 0, 2));
     http_reply_header(r, "location", location);
-    http_reply_json(r, 201, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
+    api_cache_bump_reply(r, &conn_gen, 1, 201, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
 }
 
 void api_connections_create(http_request_t *r)
@@ -516,7 +523,7 @@ static void conn_on_patched(http_request_t *r, PGresult *res)
         http_reply_error(r, 409, "conflict", "the connection changed meanwhile; try again");
         return;
     }
-    http_reply_json(r, 200, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
+    api_cache_bump_reply(r, &conn_gen, 1, 200, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
 }
 
 void api_connections_patch(http_request_t *r)
@@ -605,7 +612,7 @@ static void conn_on_deleted(void *data, const pg_reply_t *reply)
         conn_in_use(r, PQgetvalue(res, 0, 1));
         return;
     }
-    http_reply_iovec(r, 204, "application/json", h2o_iovec_init("", 0));
+    api_cache_bump_reply(r, &conn_gen, 1, 204, "", 0);
 }
 
 void api_connections_delete(http_request_t *r)

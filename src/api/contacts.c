@@ -26,6 +26,7 @@
  * the matching rows capped at CT_COUNT_CAP, with "total_is_estimate" true when capped.
  * Another company's contact is 404, exactly like an unknown id.
  */
+#include "api/cache.h"
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
@@ -381,7 +382,9 @@ static void ct_on_patched(http_request_t *r, PGresult *res)
         http_reply_error(r, 409, "conflict", "another contact already has this phone_number");
         return;
     }
-    http_reply_json(r, 200, PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
+    /* conversation lists show the contact's name and number */
+    const cache_gen_t gen = {CACHE_SCOPE_CONVERSATIONS, 0};
+    api_cache_bump_reply(r, &gen, 1, 200, PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
 }
 
 void api_contacts_patch(http_request_t *r)

@@ -6,6 +6,7 @@
  *   GET   /api/v1/conversations/:id             one conversation
  *   PATCH /api/v1/conversations/:id             status and/or assignee
  *   GET   /api/v1/conversations/:id/messages    a conversation's messages, newest first
+ *   POST  /api/v1/conversations/:id/messages    an agent's reply {"text"}, stored as pending
  *
  * Lists are ordered by (updated_at, id), newest first. `page` is the plan's offset
  * paging; `cursor` (a page's next_cursor) is keyset paging on the same order, constant
@@ -16,6 +17,7 @@
  * Each filter combination is its own prepared statement, so every one gets a plan
  * that uses the index made for it (see migrations 0001 and 0002).
  */
+#include "api/cache.h"
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
@@ -174,7 +176,11 @@ void api_conversations_list(http_request_t *r)
     } else {
         p[n++] = api_db_i64(r, page);
     }
-    api_db_reply(r, &conv_list_stmts[status != NULL][a][by_cursor], p, n, 200, "page");
+    char variant[160];
+    snprintf(variant, sizeof(variant), "s=%s:a=%s:u=%" PRId64 ":p=%" PRId64 ":l=%" PRId64 ":c=%s",
+             status != NULL ? status : "*", assignee, a == CONV_ASSIGNEE_ME ? r->auth.user_id : 0, by_cursor ? 0 : page,
+             limit, by_cursor ? cursor : "-");
+    api_cache_reply(r, CACHE_CONVERSATIONS, 0, variant, &conv_list_stmts[status != NULL][a][by_cursor], p, n, "page");
 }
 
 static pg_stmt_t conv_status_stmt = {
@@ -191,7 +197,9 @@ static pg_stmt_t conv_status_stmt = {
 void api_conversations_status(http_request_t *r)
 {
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, r->auth.user_id)};
-    api_db_reply(r, &conv_status_stmt, p, 2, 200, "counts");
+    char variant[32];
+    snprintf(variant, sizeof(variant), "u=%" PRId64, r->auth.user_id);
+    api_cache_reply(r, CACHE_STATUS, 0, variant, &conv_status_stmt, p, 2, "counts");
 }
 
 static pg_stmt_t conv_get_stmt = {"SELECT json_build_object('data', " CONV_ITEM ")::text FROM conversations c"
@@ -233,7 +241,9 @@ static void conv_on_patched(http_request_t *r, PGresult *res)
         http_reply_error(r, 404, "not_found", "conversation not found");
         return;
     }
-    http_reply_json(r, 200, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    /* the status, the assignee (so "mine" and "unassigned") and the list order changed */
+    const cache_gen_t gens[] = {{CACHE_SCOPE_COUNTS, 0}, {CACHE_SCOPE_CONVERSATIONS, 0}};
+    api_cache_bump_reply(r, gens, 2, 200, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
 }
 
 void api_conversations_patch(http_request_t *r)
@@ -296,5 +306,64 @@ void api_conversations_messages(http_request_t *r)
     int has_after = after != 0;
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, id), api_db_i64(r, after), api_db_i64(r, before),
                       api_db_i64(r, limit)};
-    api_db_reply(r, has_after ? &msg_after_stmt : &msg_before_stmt, p, 5, 200, "conversation");
+    char variant[80];
+    snprintf(variant, sizeof(variant), "b=%" PRId64 ":a=%" PRId64 ":l=%" PRId64, before, after, limit);
+    api_cache_reply(r, CACHE_MESSAGES, id, variant, has_after ? &msg_after_stmt : &msg_before_stmt, p, 5,
+                    "conversation");
+}
+
+/*
+ * An agent's reply: stored as an outbound text message in state `pending`, from the
+ * caller, and the conversation's preview and order follow it in the same statement.
+ * Sending it through the WhatsApp Cloud API (and the statuses Meta reports back) is
+ * the outbound sender's job; until that runs, the message stays pending.
+ */
+#define MSG_TEXT_MAX 4096 /* WhatsApp's limit for a text message body */
+
+static pg_stmt_t msg_create_stmt = {
+    "WITH conv AS (UPDATE conversations SET last_message_at = now(), last_message_preview = left($3, 100),"
+    " updated_at = now() WHERE company_id = $1 AND id = $2 RETURNING company_id, id),"
+    " m AS (INSERT INTO messages (company_id, conversation_id, direction, type, body, status, sender_id)"
+    " SELECT company_id, id, 'outbound', 'text', $3, 'pending', $4 FROM conv RETURNING *)"
+    " SELECT json_build_object('data', " MSG_ITEM ")::text, m.conversation_id FROM m",
+    4};
+
+static void msg_on_created(http_request_t *r, PGresult *res)
+{
+    if (PQntuples(res) != 1) {
+        http_reply_error(r, 404, "not_found", "conversation not found");
+        return;
+    }
+    int64_t conv = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    char location[96];
+    snprintf(location, sizeof(location), "/api/v1/conversations/%" PRId64 "/messages", conv);
+    http_reply_header(r, "location", location);
+    /* the conversation's messages, and every list it appears in (preview, order) */
+    const cache_gen_t gens[] = {{CACHE_SCOPE_CONVERSATIONS, 0}, {CACHE_SCOPE_MESSAGES, conv}};
+    api_cache_bump_reply(r, gens, 2, 201, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+void api_conversations_send(http_request_t *r)
+{
+    static const char *const fields[] = {"text", NULL};
+    int64_t id;
+    const char *text;
+    if (api_param_id(r, "id", &id) != 0)
+        return;
+    json_t *body = api_body_object(r, fields);
+    if (body == NULL)
+        return;
+    if (api_json_string(r, body, "text", 1, 1, MSG_TEXT_MAX, &text) != 0) {
+        json_decref(body);
+        return;
+    }
+    if (text[strspn(text, " \t\r\n")] == '\0') {
+        json_decref(body);
+        http_reply_invalid(r, "text", "text must not be blank");
+        return;
+    }
+    pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, id), PG_TEXT(text),
+                      api_db_i64(r, r->auth.user_id)};
+    api_db_call(r, &msg_create_stmt, p, 4, msg_on_created); /* parameters are copied here */
+    json_decref(body);
 }

@@ -12,23 +12,32 @@ typedef struct api_db_step {
     const char *what;
 } api_db_step_t;
 
-void api_db_error(http_request_t *r, const pg_reply_t *reply)
+void api_db_describe(const http_request_t *r, const pg_reply_t *reply, int *status, const char **code,
+                     const char **message)
 {
     const char *state = reply->sqlstate != NULL ? reply->sqlstate : "";
     if (strcmp(state, "23505") == 0) {
-        http_reply_error(r, 409, "conflict", "that already exists");
+        *status = 409, *code = "conflict", *message = "that already exists";
     } else if (strcmp(state, "23503") == 0) {
-        http_reply_error(r, 404, "not_found", "a referenced record does not exist");
+        *status = 404, *code = "not_found", *message = "a referenced record does not exist";
     } else if (strncmp(state, "22", 2) == 0 || strcmp(state, "23514") == 0) {
-        http_reply_error(r, 400, "invalid", "a value was refused by the database");
+        *status = 400, *code = "invalid", *message = "a value was refused by the database";
     } else if (strcmp(state, "57014") == 0) {
-        http_reply_error(r, 503, "timeout", "the database took too long");
+        *status = 503, *code = "timeout", *message = "the database took too long";
     } else {
         if (*state != '\0')
-            log_warn("api", "request %s: database error %s: %.*s", r->id, state, (int)strcspn(reply->error, "\n"),
-                     reply->error);
-        http_reply_error(r, 503, "unavailable", "the database is unavailable; try again shortly");
+            log_warn("api", "request %s: database error %s: %.*s", r != NULL ? r->id : "-", state,
+                     (int)strcspn(reply->error, "\n"), reply->error);
+        *status = 503, *code = "unavailable", *message = "the database is unavailable; try again shortly";
     }
+}
+
+void api_db_error(http_request_t *r, const pg_reply_t *reply)
+{
+    int status;
+    const char *code, *message;
+    api_db_describe(r, reply, &status, &code, &message);
+    http_reply_error(r, status, code, "%s", message);
 }
 
 static void api_db_on_result(void *data, const pg_reply_t *reply)

@@ -26,7 +26,15 @@ void api_db_call(http_request_t *r, pg_stmt_t *stmt, const pg_param_t *params, s
 void api_db_reply(http_request_t *r, pg_stmt_t *stmt, const pg_param_t *params, size_t n, int ok_status,
                   const char *what);
 
-/** Replies for a failed query: 409 for duplicates, 400 for values the database refused, 503 otherwise. */
+/**
+ * What a failed query means for the client: 409 for duplicates, 404 for a missing
+ * referenced record, 400 for values the database refused, 503 otherwise (logged, with
+ * r's id when r is given). code and message are static.
+ */
+void api_db_describe(const http_request_t *r, const pg_reply_t *reply, int *status, const char **code,
+                     const char **message);
+
+/** Replies for a failed query, as api_db_describe() says. */
 void api_db_error(http_request_t *r, const pg_reply_t *reply);
 
 /** A bigint parameter (formatted into the request's pool). */

@@ -20,11 +20,14 @@
  * Lists use notifications_user_read_idx (unread) and notifications_user_created_idx
  * (all) in their index order, (created_at, id) descending.
  */
+#include "api/cache.h"
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
 #include "http/reply.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #define NOTIF_LIMIT_DEFAULT 20
@@ -60,7 +63,10 @@ void api_notifications_list(http_request_t *r)
         return;
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, r->auth.user_id), api_db_i64(r, limit),
                       api_db_i64(r, page)};
-    api_db_reply(r, strcmp(unread, "true") == 0 ? &notif_list_unread_stmt : &notif_list_all_stmt, p, 4, 200, "page");
+    char variant[80];
+    snprintf(variant, sizeof(variant), "r=%s:p=%" PRId64 ":l=%" PRId64, unread, page, limit);
+    api_cache_reply(r, CACHE_NOTIFICATIONS, r->auth.user_id, variant,
+                    strcmp(unread, "true") == 0 ? &notif_list_unread_stmt : &notif_list_all_stmt, p, 4, "page");
 }
 
 static pg_stmt_t notif_unread_stmt = {
@@ -71,7 +77,7 @@ static pg_stmt_t notif_unread_stmt = {
 void api_notifications_unread_count(http_request_t *r)
 {
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, r->auth.user_id)};
-    api_db_reply(r, &notif_unread_stmt, p, 2, 200, "count");
+    api_cache_reply(r, CACHE_UNREAD, r->auth.user_id, "count", &notif_unread_stmt, p, 2, "count");
 }
 
 /*
@@ -80,6 +86,17 @@ void api_notifications_unread_count(http_request_t *r)
  * for that one and re-reads the row). A repeated read changes nothing: read_at keeps
  * its first value, and is_read stays true, so the counters see no change.
  */
+/* A read changes the caller's lists and unread count: bump them before answering. */
+static void notif_on_written(http_request_t *r, PGresult *res)
+{
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+        http_reply_error(r, 404, "not_found", "notification not found");
+        return;
+    }
+    const cache_gen_t gen = {CACHE_SCOPE_NOTIFICATIONS, r->auth.user_id};
+    api_cache_bump_reply(r, &gen, 1, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
 static pg_stmt_t notif_read_stmt = {"UPDATE notifications n SET is_read = true, read_at = coalesce(n.read_at, now())"
                                     " WHERE n.company_id = $1 AND n.user_id = $2 AND n.id = $3"
                                     " RETURNING json_build_object('data', " NOTIF_ITEM ")::text",
@@ -91,7 +108,7 @@ void api_notifications_read(http_request_t *r)
     if (api_param_id(r, "id", &id) != 0)
         return;
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, r->auth.user_id), api_db_i64(r, id)};
-    api_db_reply(r, &notif_read_stmt, p, 3, 200, "notification");
+    api_db_call(r, &notif_read_stmt, p, 3, notif_on_written);
 }
 
 static pg_stmt_t notif_read_all_stmt = {
@@ -103,5 +120,5 @@ static pg_stmt_t notif_read_all_stmt = {
 void api_notifications_read_all(http_request_t *r)
 {
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, r->auth.user_id)};
-    api_db_reply(r, &notif_read_all_stmt, p, 2, 200, "result");
+    api_db_call(r, &notif_read_all_stmt, p, 2, notif_on_written);
 }

@@ -17,6 +17,7 @@ const http_route_t api_routes[] = {
     {"GET", "/api/v1/conversations/:id", api_conversations_get, HTTP_AUTH},
     {"PATCH", "/api/v1/conversations/:id", api_conversations_patch, HTTP_AUTH},
     {"GET", "/api/v1/conversations/:id/messages", api_conversations_messages, HTTP_AUTH},
+    {"POST", "/api/v1/conversations/:id/messages", api_conversations_send, HTTP_AUTH},
     {"GET", "/api/v1/contacts", api_contacts_list, HTTP_AUTH},
     {"POST", "/api/v1/contacts", api_contacts_create, HTTP_AUTH},
     {"GET", "/api/v1/contacts/lookup", api_contacts_lookup, HTTP_AUTH},

@@ -30,6 +30,7 @@ void api_conversations_status(struct http_request *r);
 void api_conversations_get(struct http_request *r);
 void api_conversations_patch(struct http_request *r);
 void api_conversations_messages(struct http_request *r);
+void api_conversations_send(struct http_request *r);
 /* Handlers (src/api/contacts.c) */
 void api_contacts_list(struct http_request *r);
 void api_contacts_create(struct http_request *r);

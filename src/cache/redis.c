@@ -32,6 +32,7 @@ struct redis_client {
     redisAsyncContext *ac;
     h2o_socket_t *sock;
     int connected;
+    uint64_t epoch; /* connections established so far */
     int want_write;
     int write_armed;
     int closing;
@@ -220,6 +221,7 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     c->connected = 1;
+    ++c->epoch;
     c->backoff_ms = 0;
     metrics_add(c->metrics, METRICS_REDIS_CONNECTS, 1);
     metrics_gauge_add(c->metrics, METRICS_REDIS_UP, 1);
@@ -316,6 +318,11 @@ redis_client_t *redis_client_new(h2o_loop_t *loop, const config_redis_addr_t *ad
 int redis_client_ready(const redis_client_t *c)
 {
     return c->connected;
+}
+
+uint64_t redis_client_epoch(const redis_client_t *c)
+{
+    return c->epoch;
 }
 
 void redis_client_free(redis_client_t *c)

@@ -37,6 +37,9 @@ void redis_client_free(redis_client_t *c);
 /** Whether the connection is up. */
 int redis_client_ready(const redis_client_t *c);
 
+/** Counts the connections established so far: a new value means a new connection (state set on the old one is gone). */
+uint64_t redis_client_epoch(const redis_client_t *c);
+
 /**
  * Sends one command (argv with lengths). When waiters is given the command links itself
  * there and can be cancelled through it. The callback may run before this returns

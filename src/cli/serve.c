@@ -1,6 +1,7 @@
 /* conversa serve - the HTTP API on N event-loop threads. */
 #include "api/routes.h"
 #include "auth/secrets.h"
+#include "cache/cache.h"
 #include "cache/redis.h"
 #include "cli/cli.h"
 #include "core/workq.h"
@@ -31,6 +32,7 @@ static void serve_thread_start(http_thread_t *t)
     t->pg = pg_pool_new(t->loop, &pc, t->metrics);
     t->redis = redis_client_new(t->loop, &serve_redis_addr, config.redis_timeout_ms, t->metrics);
     t->workq = workq_inbox_new(t->ctx.queue);
+    t->cache = cache_thread_new(t->loop, t->ctx.queue, t->redis, t->metrics);
 }
 
 static void serve_thread_stop(http_thread_t *t)
@@ -41,6 +43,8 @@ static void serve_thread_stop(http_thread_t *t)
     t->pg = NULL;
     redis_client_free(t->redis);
     t->redis = NULL;
+    cache_thread_free(t->cache);
+    t->cache = NULL;
 }
 
 int cli_serve(int argc, char **argv)
@@ -77,6 +81,7 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop, api_auth_authenticate};
+    metrics_cache_init(cache_kind_names, CACHE_KIND_MAX);
     workq_start(2);
     int rc = http_server_run(api_routes, api_nroutes, &hooks);
     workq_stop();

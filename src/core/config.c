@@ -128,6 +128,13 @@ int config_load(void)
         .pg_queue_max = 4096,
         .statement_timeout_ms = 5000,
         .redis_timeout_ms = 250,
+        .cache_enabled = 1,
+        .cache_wait_ms = 1000,
+        .cache_ttl_status = 60,
+        .cache_ttl_conversations = 20,
+        .cache_ttl_messages = 20,
+        .cache_ttl_notifications = 30,
+        .cache_ttl_connections = 120,
         .max_body_bytes = 3 * 1024 * 1024,
         .max_connections = 10000,
         .http_timeout_ms = 10000,
@@ -151,6 +158,13 @@ int config_load(void)
         config_unsigned("PG_QUEUE_MAX", 1, 1000000, &config.pg_queue_max) != 0 ||
         config_unsigned("STATEMENT_TIMEOUT_MS", 1, 3600000, &config.statement_timeout_ms) != 0 ||
         config_unsigned("REDIS_TIMEOUT_MS", 1, 60000, &config.redis_timeout_ms) != 0 ||
+        config_bool("CACHE_ENABLED", &config.cache_enabled) != 0 ||
+        config_unsigned("CACHE_WAIT_MS", 1, 60000, &config.cache_wait_ms) != 0 ||
+        config_unsigned("CACHE_TTL_STATUS", 1, 3600, &config.cache_ttl_status) != 0 ||
+        config_unsigned("CACHE_TTL_CONVERSATIONS", 1, 3600, &config.cache_ttl_conversations) != 0 ||
+        config_unsigned("CACHE_TTL_MESSAGES", 1, 3600, &config.cache_ttl_messages) != 0 ||
+        config_unsigned("CACHE_TTL_NOTIFICATIONS", 1, 3600, &config.cache_ttl_notifications) != 0 ||
+        config_unsigned("CACHE_TTL_CONNECTIONS", 1, 3600, &config.cache_ttl_connections) != 0 ||
         config_uint("MAX_BODY_BYTES", 1024, 1024ull * 1024 * 1024, &body) != 0 ||
         config_unsigned("MAX_CONNECTIONS", 1, 1000000, &config.max_connections) != 0 ||
         config_unsigned("HTTP_TIMEOUT_MS", 100, 3600000, &config.http_timeout_ms) != 0 ||

@@ -25,6 +25,11 @@ typedef struct config {
     unsigned pg_queue_max;         /* PG_QUEUE_MAX: queries waiting per thread before 503 */
     unsigned statement_timeout_ms; /* STATEMENT_TIMEOUT_MS */
     unsigned redis_timeout_ms;     /* REDIS_TIMEOUT_MS */
+    int cache_enabled;             /* CACHE_ENABLED: serve the read path through Redis */
+    unsigned cache_wait_ms;        /* CACHE_WAIT_MS: how long a miss waits for another request's fill */
+    /* Time to live of cached responses, in seconds (CACHE_TTL_<NAME>); see cache/cache.h. */
+    unsigned cache_ttl_status, cache_ttl_conversations, cache_ttl_messages, cache_ttl_notifications,
+        cache_ttl_connections;
     size_t max_body_bytes;         /* MAX_BODY_BYTES */
     unsigned max_connections;      /* MAX_CONNECTIONS: whole process */
     unsigned http_timeout_ms;      /* HTTP_TIMEOUT_MS: header read and keep-alive idle */

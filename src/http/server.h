@@ -22,6 +22,7 @@
 
 struct pg_pool;
 struct redis_client;
+struct cache_thread;
 struct workq_inbox;
 struct metrics_shard;
 
@@ -40,6 +41,7 @@ typedef struct http_thread {
     struct metrics_shard *metrics;
     struct pg_pool *pg;
     struct redis_client *redis;
+    struct cache_thread *cache;
     struct workq_inbox *workq;
     loop_timer_t tick;
     pthread_t tid;

@@ -36,6 +36,7 @@ struct metrics_shard {
     uint64_t counters[METRICS_COUNTER_MAX];
     int64_t gauges[METRICS_GAUGE_MAX];
     metrics_rtt_hist_t rtt[METRICS_RTT_MAX];
+    uint64_t cache[METRICS_CACHE_MAX][METRICS_CACHE_EVENT_MAX];
     uint64_t http_overflow; /* observations dropped because every slot was taken */
     metrics_hist_slot_t http[METRICS_HTTP_SLOTS];
 };
@@ -45,6 +46,8 @@ static metrics_shard_t *metrics_shards[METRICS_MAX_SHARDS];
 static size_t metrics_nshards;
 static const char *const *metrics_routes;
 static size_t metrics_nroutes;
+static const char *const *metrics_caches;
+static size_t metrics_ncaches;
 static metrics_shard_t metrics_fallback;
 static pthread_mutex_t metrics_fallback_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread metrics_shard_t *metrics_current;
@@ -105,6 +108,29 @@ metrics_shard_t *metrics_shard(void)
 void metrics_add(metrics_shard_t *s, metrics_counter_t c, uint64_t n)
 {
     METRICS_WRITE(s, METRICS_BUMP(&s->counters[c], n));
+}
+
+void metrics_cache_init(const char *const *names, size_t n)
+{
+    metrics_caches = names;
+    metrics_ncaches = n < METRICS_CACHE_MAX ? n : METRICS_CACHE_MAX;
+}
+
+void metrics_cache_add(metrics_shard_t *s, unsigned cache, metrics_cache_event_t e)
+{
+    if (cache < METRICS_CACHE_MAX)
+        METRICS_BUMP(&s->cache[cache][e], 1);
+}
+
+uint64_t metrics_cache_total(metrics_cache_event_t e)
+{
+    uint64_t sum = 0;
+    pthread_mutex_lock(&metrics_lock);
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        for (size_t c = 0; c != METRICS_CACHE_MAX; ++c)
+            sum += METRICS_READ(&metrics_shards[i]->cache[c][e]);
+    pthread_mutex_unlock(&metrics_lock);
+    return sum;
 }
 
 void metrics_gauge_add(metrics_shard_t *s, metrics_gauge_t g, int64_t delta)
@@ -224,6 +250,10 @@ static const metrics_family_t metrics_counter_families[METRICS_COUNTER_MAX] = {
     [METRICS_REDIS_CONNECTS] = {"redis_connections_opened_total", "counter", "Redis connections established."},
     [METRICS_REDIS_CONNECT_ERRORS] = {"redis_connection_errors_total", "counter",
                                       "Redis connection attempts that failed or connections lost."},
+    [METRICS_CACHE_BUMPS] = {"cache_generation_bumps_total", "counter",
+                             "Cache generations advanced by writes (each makes older cached responses unreachable)."},
+    [METRICS_CACHE_BUMP_FAILURES] = {"cache_generation_bump_failures_total", "counter",
+                                     "Generation bumps that failed because Redis was unavailable; each is retried."},
 };
 
 static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
@@ -241,11 +271,6 @@ static const metrics_family_t metrics_rtt_families[METRICS_RTT_MAX] = {
     [METRICS_RTT_REDIS] = {"redis_command_duration_seconds", "histogram", "Redis round trip per command, in seconds."},
 };
 
-static void metrics_header(strbuf_t *out, const metrics_family_t *f)
-{
-    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
-}
-
 static void metrics_label_escape(strbuf_t *out, const char *s)
 {
     for (; *s; ++s) {
@@ -258,6 +283,39 @@ static void metrics_label_escape(strbuf_t *out, const char *s)
         strbuf_append(out, s, 1);
     }
 }
+
+static const metrics_family_t metrics_cache_families[METRICS_CACHE_EVENT_MAX] = {
+    [METRICS_CACHE_HIT] = {"cache_hits_total", "counter", "Responses served from the Redis cache."},
+    [METRICS_CACHE_MISS] = {"cache_misses_total", "counter",
+                            "Cacheable responses not found in Redis (filled from PostgreSQL or by a concurrent fill)."},
+    [METRICS_CACHE_BYPASS] = {"cache_bypass_total", "counter",
+                              "Cacheable responses served from PostgreSQL without the cache: Redis unavailable or "
+                              "slow, or the cache disabled."},
+    [METRICS_CACHE_FILL] = {"cache_fills_total", "counter", "PostgreSQL queries made to fill cache misses."},
+    [METRICS_CACHE_COALESCED] = {"cache_coalesced_total", "counter",
+                                 "Cache misses answered by a fill another request had started (no query of their own)."},
+};
+
+static void metrics_header(strbuf_t *out, const metrics_family_t *f)
+{
+    strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+}
+
+static void metrics_render_cache(strbuf_t *out)
+{
+    for (int e = 0; e != METRICS_CACHE_EVENT_MAX; ++e) {
+        metrics_header(out, &metrics_cache_families[e]);
+        for (size_t c = 0; c != metrics_ncaches; ++c) {
+            uint64_t sum = 0;
+            for (size_t i = 0; i != metrics_nshards; ++i)
+                sum += METRICS_READ(&metrics_shards[i]->cache[c][e]);
+            strbuf_printf(out, "%s{cache=\"", metrics_cache_families[e].name);
+            metrics_label_escape(out, metrics_caches[c]);
+            strbuf_printf(out, "\"} %llu\n", (unsigned long long)sum);
+        }
+    }
+}
+
 
 static int metrics_key_cmp(const void *a, const void *b)
 {
@@ -365,6 +423,7 @@ void metrics_render(strbuf_t *out)
     }
     for (int r = 0; r != METRICS_RTT_MAX; ++r)
         metrics_render_rtt(out, (metrics_rtt_t)r);
+    metrics_render_cache(out);
     pthread_mutex_unlock(&metrics_lock);
 
     proc_stats_t ps;

@@ -29,6 +29,8 @@ typedef enum metrics_counter {
     METRICS_REDIS_ERRORS,      /* commands failed, disconnected or timed out */
     METRICS_REDIS_CONNECTS,    /* successful connection set-ups */
     METRICS_REDIS_CONNECT_ERRORS,
+    METRICS_CACHE_BUMPS,         /* generation bumps applied */
+    METRICS_CACHE_BUMP_FAILURES, /* bump attempts that failed (each is retried) */
     METRICS_COUNTER_MAX
 } metrics_counter_t;
 
@@ -45,10 +47,31 @@ typedef enum metrics_gauge {
 
 typedef enum metrics_rtt { METRICS_RTT_PG, METRICS_RTT_REDIS, METRICS_RTT_MAX } metrics_rtt_t;
 
+/* Cache events, counted per cached resource (the `cache` label). */
+typedef enum metrics_cache_event {
+    METRICS_CACHE_HIT,       /* served from Redis */
+    METRICS_CACHE_MISS,      /* not in Redis: filled from PostgreSQL, or waited for a fill */
+    METRICS_CACHE_BYPASS,    /* Redis unavailable, slow or the cache disabled: served from PostgreSQL */
+    METRICS_CACHE_FILL,      /* queries made to fill a miss */
+    METRICS_CACHE_COALESCED, /* misses answered by another request's fill */
+    METRICS_CACHE_EVENT_MAX
+} metrics_cache_event_t;
+
+#define METRICS_CACHE_MAX 8
+
 typedef struct metrics_shard metrics_shard_t;
 
 /** Names the route templates (indexed by route id) used as the `route` label. Call once before serving. */
 void metrics_init(const char *const *route_names, size_t nroutes);
+
+/** Names the cached resources (at most METRICS_CACHE_MAX), used as the `cache` label. Call once before serving. */
+void metrics_cache_init(const char *const *names, size_t n);
+
+/** Counts one cache event for resource `cache` (an index given to metrics_cache_init()). */
+void metrics_cache_add(metrics_shard_t *s, unsigned cache, metrics_cache_event_t e);
+
+/** Sum of one cache event across shards and resources. */
+uint64_t metrics_cache_total(metrics_cache_event_t e);
 
 /** Creates and registers a shard for the calling thread. */
 metrics_shard_t *metrics_shard_new(void);
