@@ -98,6 +98,7 @@ bench: all
 	@scripts/deps.sh --install servers bench
 	CONVERSA_BIN=$(BIN) bench/run.sh
 	CONVERSA_BIN=$(BIN) bench/api.sh
+	CONVERSA_BIN=$(BIN) bench/dashboard.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*.h tests/*.c tests/*.h)

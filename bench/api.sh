@@ -14,43 +14,13 @@ if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-CONVERSA_BIN=${CONVERSA_BIN:-build/release/conversa}
-[[ "$CONVERSA_BIN" == /* ]] || CONVERSA_BIN=$ROOT/$CONVERSA_BIN
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
-BENCH_DIR=${BENCH_DIR:-$ROOT/.data/bench}
-RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
-SCALE_ARGS=${SCALE_ARGS:-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-note() { echo "api.sh: $*" >&2; }
-die() { echo "api.sh: $*" >&2; exit 1; }
-
-mkdir -p "$BENCH_DIR" "$RESULTS_DIR"
-chmod 0755 "$BENCH_DIR"
-conv_pid=""
-cleanup() {
-  local rc=$?
-  [[ -n "$conv_pid" ]] && kill "$conv_pid" 2>/dev/null && wait "$conv_pid" 2>/dev/null
-  scripts/stack.sh stop "$BENCH_DIR/stack" >/dev/null 2>&1 || true
-  exit "$rc"
-}
-trap cleanup EXIT
-
-scripts/stack.sh start "$BENCH_DIR/stack" --pg-port 0 --redis-port 0 >/dev/null
-# shellcheck disable=SC1091
-. "$BENCH_DIR/stack/env"
-export DATABASE_URL REDIS_URL
-export ENCRYPTION_KEY=${ENCRYPTION_KEY:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
-psql_q() { psql -X -qtA -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "$1"; }
-psql_su() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d conversa -c "$1"; }
-
-"$CONVERSA_BIN" migrate up >/dev/null 2>&1 || die "migrate failed"
-t0=$(date +%s)
-# shellcheck disable=SC2086
-"$CONVERSA_BIN" seed --scale $SCALE_ARGS
-note "data ready in $(($(date +%s) - t0)) s"
+bench_stack_up
+bench_data_up
 
 company=$(psql_q "SELECT company_id FROM conversation_counts GROUP BY 1 ORDER BY sum(n) DESC LIMIT 1")
 user=$(psql_q "SELECT id FROM users WHERE company_id = $company AND role = 'admin' LIMIT 1")
@@ -59,26 +29,12 @@ cursor=$(psql_q "SELECT (extract(epoch FROM updated_at) * 1000000)::bigint || '.
                  WHERE company_id = $company ORDER BY updated_at DESC, id DESC OFFSET 9999 LIMIT 1")
 phone=$(psql_q "SELECT phone_number FROM contacts WHERE company_id = $company ORDER BY id LIMIT 1 OFFSET 500")
 total=$(psql_q "SELECT sum(n) FROM conversation_counts WHERE company_id = $company")
-token="cv_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-hash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+token=$(new_tokens 1)
 psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
-        VALUES ($company, $user, decode('$hash', 'hex'), 'bench', 'api')" >/dev/null
+        VALUES ($company, $user, sha256(convert_to('$token', 'UTF8')), 'bench', 'api')" >/dev/null
 note "largest company $company: $total conversations"
 
-# a port nobody answers on
-for _ in $(seq 1 200); do
-  port=$((20000 + RANDOM % 12000)) # below the kernel's ephemeral range (32768-)
-  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-done
-HOST=127.0.0.1 PORT=$port ACCESS_LOG=off LOG_LEVEL=warn "$CONVERSA_BIN" serve >"$BENCH_DIR/conversa.log" 2>&1 &
-conv_pid=$!
-up=0
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$port/api/health/live" >/dev/null 2>&1; then up=1; break; fi
-  kill -0 "$conv_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[[ $up == 1 ]] || { tail -n 5 "$BENCH_DIR/conversa.log" >&2; die "conversa did not start"; }
+start_conversa "$BENCH_DIR/conversa.log"
 
 targets=(
   "conversations page 1|/api/v1/conversations?page=1&limit=20"

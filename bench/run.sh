@@ -13,6 +13,7 @@ Usage: bench/run.sh
 Starts a private PostgreSQL + Redis (scripts/stack.sh), runs migrations,
 starts `conversa serve`, starts a private nginx answering a 15-byte JSON
 body, then runs wrk against, in order: nginx, /api/health/live, /api/health,
+/api/v1/conversations/status of the demo admin (served from the Redis cache),
 nginx again. The mean of the two nginx runs is the reference. Prints a table
 and writes it as JSON to bench/results/<UTC timestamp>.json and
 bench/results/latest.json. Everything runs on 127.0.0.1 and is stopped and
@@ -183,12 +184,14 @@ parse_wrk() {
   ' "$1"
 }
 
-# run_wrk NAME URL: prints the parsed figures; keeps wrk's own output in $tmp.
+# run_wrk NAME URL [HEADER]: prints the parsed figures; keeps wrk's own output in $tmp.
 run_wrk() {
   local name=$1 url=$2 out figures bad sockerr
+  local -a extra=()
+  [[ -z "${3:-}" ]] || extra=(-H "$3")
   out="$tmp/wrk-$name.txt"
   note "wrk $url (${DURATION}, $CONNECTIONS connections, $WRK_THREADS threads)"
-  if ! wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$out" 2>&1; then
+  if ! wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${extra[@]}" "$url" >"$out" 2>&1; then
     cat "$out" >&2
     die "wrk failed on $url"
   fi
@@ -211,6 +214,15 @@ if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
     show_log "$tmp/migrate.log"
     die "conversa migrate up failed"
   fi
+  # The demo data and a token of its admin, for the cached read.
+  if ! (cd "$ROOT" && DATABASE_URL=$DATABASE_URL LOG_LEVEL=warn "$CONVERSA_BIN" seed --demo) \
+    >"$tmp/seed.log" 2>&1; then
+    show_log "$tmp/seed.log"
+    die "conversa seed --demo failed"
+  fi
+  bench_token=$(cd "$ROOT" && DATABASE_URL=$DATABASE_URL LOG_LEVEL=warn "$CONVERSA_BIN" token create \
+    --company demo --user admin@demo.conversa.dev --name bench 2>"$tmp/token.log") ||
+    { show_log "$tmp/token.log"; die "conversa token create failed"; }
 
   conv_port=$(free_port)
   cd "$ROOT"
@@ -257,13 +269,20 @@ p99=()
 
 read -r n1_rps n1_p50 n1_p99 _ <<<"$(run_wrk nginx-1 "$nginx_url")"
 if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
-  for path in /api/health/live /api/health; do
-    read -r r a b _ <<<"$(run_wrk "conversa${path//\//-}" "http://127.0.0.1:$conv_port$path")"
+  for path in /api/health/live /api/health /api/v1/conversations/status; do
+    header=""
+    [[ "$path" != /api/v1/* ]] || header="Authorization: Bearer $bench_token"
+    read -r r a b _ <<<"$(run_wrk "conversa${path//\//-}" "http://127.0.0.1:$conv_port$path" "$header")"
     names+=("$path")
     rps+=("$r")
     p50+=("$a")
     p99+=("$b")
   done
+  # The status counts were served from the cache: the last answer says so.
+  cached=$(curl -fsS -D - -o /dev/null -H "Authorization: Bearer $bench_token" \
+    "http://127.0.0.1:$conv_port/api/v1/conversations/status" | tr -d '\r' |
+    awk -F': ' 'tolower($1) == "x-cache" { print $2 }')
+  [[ "$cached" == HIT ]] || note "warning: /api/v1/conversations/status answered X-Cache: ${cached:-none}"
 fi
 read -r n2_rps n2_p50 n2_p99 _ <<<"$(run_wrk nginx-2 "$nginx_url")"
 
@@ -287,7 +306,7 @@ for i in "${!names[@]}"; do
 done
 
 row() {
-  printf '%-20s %12s %9s %9s %9s\n' "$@"
+  printf '%-30s %12s %9s %9s %9s\n' "$@"
 }
 fmt() {
   awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'

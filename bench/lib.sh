@@ -1,0 +1,115 @@
+# shellcheck shell=bash
+# What bench/api.sh and bench/dashboard.sh share: the private stack in BENCH_DIR, the
+# migrations, the `conversa seed --scale` data (kept between runs), API tokens, and a
+# `conversa serve` on a free port. Sourced, not run; messages are prefixed with
+# BENCH_NAME (default: the script's file name).
+#
+# Sets ROOT (and cd's there), CONVERSA_BIN (absolute), BENCH_DIR, RESULTS_DIR and
+# SCALE_ARGS; bench_stack_up sets DATABASE_URL, REDIS_URL, PG_PORT and ENCRYPTION_KEY;
+# start_conversa sets port and conv_pid.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit
+CONVERSA_BIN=${CONVERSA_BIN:-build/release/conversa}
+[[ "$CONVERSA_BIN" == /* ]] || CONVERSA_BIN=$ROOT/$CONVERSA_BIN
+BENCH_DIR=${BENCH_DIR:-$ROOT/.data/bench}
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
+SCALE_ARGS=${SCALE_ARGS:-}
+BENCH_NAME=${BENCH_NAME:-$(basename "$0")}
+# a folder of the script's own, removed on exit when set
+BENCH_TMP=${BENCH_TMP:-}
+
+note() { echo "$BENCH_NAME: $*" >&2; }
+die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+
+conv_pid=""
+port=""
+bench_cleanup() {
+  local rc=$?
+  [[ -n "$conv_pid" ]] && kill "$conv_pid" 2>/dev/null && wait "$conv_pid" 2>/dev/null
+  scripts/stack.sh stop "$BENCH_DIR/stack" >/dev/null 2>&1 || true
+  [[ -n "$BENCH_TMP" ]] && rm -rf "$BENCH_TMP"
+  exit "$rc"
+}
+
+# The private PostgreSQL + Redis of BENCH_DIR, stopped on exit.
+bench_stack_up() {
+  mkdir -p "$BENCH_DIR" "$RESULTS_DIR"
+  chmod 0755 "$BENCH_DIR"
+  trap bench_cleanup EXIT
+  scripts/stack.sh start "$BENCH_DIR/stack" --pg-port 0 --redis-port 0 >/dev/null
+  # shellcheck disable=SC1091
+  . "$BENCH_DIR/stack/env"
+  export DATABASE_URL REDIS_URL
+  export ENCRYPTION_KEY=${ENCRYPTION_KEY:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+}
+
+psql_q() { psql -X -qtA -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "$1"; }
+psql_su() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d conversa -c "$1"; }
+
+# Migrations, then the scale data (`seed --scale` does nothing when it is already there).
+bench_data_up() {
+  local t0
+  "$CONVERSA_BIN" migrate up >/dev/null 2>&1 || die "migrate failed"
+  t0=$(date +%s)
+  # shellcheck disable=SC2086
+  "$CONVERSA_BIN" seed --scale $SCALE_ARGS
+  note "data ready in $(($(date +%s) - t0)) s"
+}
+
+# new_tokens N: N API tokens, one a line, as `conversa token create` makes them: cv_ +
+# base64url (no padding) of 32 random bytes. api_tokens.token_hash is the SHA-256 of
+# the token's text; in SQL: sha256(convert_to('cv_...', 'UTF8')).
+new_tokens() {
+  head -c $((32 * $1)) /dev/urandom | od -An -v -tx1 -w32 | tr -d ' ' | awk '
+    BEGIN {
+      b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+      for (i = 0; i < 16; i++) hex[substr("0123456789abcdef", i + 1, 1)] = i
+    }
+    function byte(k) { return hex[substr($0, 2 * k + 1, 1)] * 16 + hex[substr($0, 2 * k + 2, 1)] }
+    {
+      n = length($0) / 2
+      out = "cv_"
+      for (i = 0; i < n; i += 3) {
+        v = byte(i) * 65536 + (i + 1 < n ? byte(i + 1) * 256 : 0) + (i + 2 < n ? byte(i + 2) : 0)
+        out = out substr(b64, int(v / 262144) + 1, 1) substr(b64, int(v / 4096) % 64 + 1, 1)
+        if (i + 1 < n) out = out substr(b64, int(v / 64) % 64 + 1, 1)
+        if (i + 2 < n) out = out substr(b64, v % 64 + 1, 1)
+      }
+      print out
+    }'
+}
+
+# A port nobody answers on, below the kernel's ephemeral range (32768-).
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 12000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || break
+  done
+  echo "$p"
+}
+
+# start_conversa LOG [NAME=VALUE...]: `conversa serve` on a free port (in $port), with
+# the extra environment given, logging to LOG; returns once it answers.
+start_conversa() {
+  local log=$1 up=0
+  shift
+  port=$(free_port)
+  env HOST=127.0.0.1 PORT="$port" ACCESS_LOG=off LOG_LEVEL=warn "$@" "$CONVERSA_BIN" serve >"$log" 2>&1 &
+  conv_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/api/health/live" >/dev/null 2>&1; then up=1; break; fi
+    kill -0 "$conv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ $up == 1 ]] || { tail -n 5 "$log" >&2; die "conversa did not start"; }
+}
+
+# Stops the server start_conversa started (SIGTERM: it finishes in-flight requests).
+stop_conversa() {
+  [[ -n "$conv_pid" ]] || return 0
+  kill "$conv_pid" 2>/dev/null || true
+  wait "$conv_pid" 2>/dev/null || true
+  conv_pid=""
+}
