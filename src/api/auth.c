@@ -26,8 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_AUTH_CACHE_MS    4000
-#define API_AUTH_CACHE_SLOTS 512
+#define API_AUTH_CACHE_MS   4000
+#define API_AUTH_CACHE_SETS 512
+#define API_AUTH_CACHE_WAYS 4 /* a few tokens sharing a set do not evict each other in turn */
 #define API_LOGIN_PER_EMAIL  10 /* attempts per window */
 #define API_LOGIN_PER_IP     100
 #define API_LOGIN_WINDOW_S   900
@@ -39,18 +40,38 @@ typedef struct api_auth_entry {
     http_auth_t auth;
 } api_auth_entry_t;
 
-static __thread api_auth_entry_t api_auth_cache[API_AUTH_CACHE_SLOTS];
+static __thread api_auth_entry_t api_auth_cache[API_AUTH_CACHE_SETS][API_AUTH_CACHE_WAYS];
 
-static api_auth_entry_t *api_auth_slot(const uint8_t *hash)
+static api_auth_entry_t *api_auth_set(const uint8_t *hash)
 {
     uint32_t h;
     memcpy(&h, hash, sizeof(h)); /* the hash is uniform: its first bytes are a fine index */
-    return &api_auth_cache[h % API_AUTH_CACHE_SLOTS];
+    return api_auth_cache[h % API_AUTH_CACHE_SETS];
+}
+
+/* The live entry for hash, or NULL. */
+static api_auth_entry_t *api_auth_find(const uint8_t *hash)
+{
+    api_auth_entry_t *set = api_auth_set(hash);
+    uint64_t now = util_now_ns();
+    for (int i = 0; i != API_AUTH_CACHE_WAYS; ++i)
+        if (set[i].expires_ns > now && sodium_memcmp(set[i].hash, hash, TOKENS_HASH_BYTES) == 0)
+            return &set[i];
+    return NULL;
 }
 
 static void api_auth_remember(const uint8_t *hash, const http_auth_t *auth)
 {
-    api_auth_entry_t *e = api_auth_slot(hash);
+    /* the same token's entry, else the one that expires first (an empty one, if any) */
+    api_auth_entry_t *set = api_auth_set(hash), *e = &set[0];
+    for (int i = 0; i != API_AUTH_CACHE_WAYS; ++i) {
+        if (memcmp(set[i].hash, hash, TOKENS_HASH_BYTES) == 0) {
+            e = &set[i];
+            break;
+        }
+        if (set[i].expires_ns < e->expires_ns)
+            e = &set[i];
+    }
     memcpy(e->hash, hash, TOKENS_HASH_BYTES);
     e->expires_ns = util_now_ns() + (uint64_t)API_AUTH_CACHE_MS * 1000000u;
     e->valid = auth != NULL;
@@ -99,8 +120,8 @@ void api_auth_authenticate(http_request_t *r)
         return;
     }
     tokens_hash(tok, len, r->auth.token_hash);
-    api_auth_entry_t *e = api_auth_slot(r->auth.token_hash);
-    if (e->expires_ns > util_now_ns() && sodium_memcmp(e->hash, r->auth.token_hash, TOKENS_HASH_BYTES) == 0) {
+    api_auth_entry_t *e = api_auth_find(r->auth.token_hash);
+    if (e != NULL) {
         if (!e->valid) {
             api_auth_unauthorized(r, "the token is not valid (unknown, revoked or expired)");
             return;

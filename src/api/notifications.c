@@ -80,12 +80,6 @@ void api_notifications_unread_count(http_request_t *r)
     api_cache_reply(r, CACHE_UNREAD, r->auth.user_id, "count", &notif_unread_stmt, p, 2, "count");
 }
 
-/*
- * Always an UPDATE, so the answer is the row's latest version even when a concurrent
- * request marked it read after this statement's snapshot was taken (an UPDATE waits
- * for that one and re-reads the row). A repeated read changes nothing: read_at keeps
- * its first value, and is_read stays true, so the counters see no change.
- */
 /* A read changes the caller's lists and unread count: bump them before answering. */
 static void notif_on_written(http_request_t *r, PGresult *res)
 {
@@ -97,8 +91,19 @@ static void notif_on_written(http_request_t *r, PGresult *res)
     api_cache_bump_reply(r, &gen, 1, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
+/*
+ * Always an UPDATE, so the answer is the row's latest version even when a concurrent
+ * request marked it read after this statement's snapshot was taken (an UPDATE waits
+ * for that one and re-reads the row). A repeated read changes nothing: read_at keeps
+ * its first value, and is_read stays true, so the counters see no change (their
+ * trigger fires only when is_read changes, migration 0005).
+ *
+ * The row is found through the primary key (company_id, id); user_id is compared with
+ * IS NOT DISTINCT FROM, which no index can serve, so the generic plan cannot choose
+ * notifications_user_created_idx and walk every notification of the user to find id.
+ */
 static pg_stmt_t notif_read_stmt = {"UPDATE notifications n SET is_read = true, read_at = coalesce(n.read_at, now())"
-                                    " WHERE n.company_id = $1 AND n.user_id = $2 AND n.id = $3"
+                                    " WHERE n.company_id = $1 AND n.id = $3 AND n.user_id IS NOT DISTINCT FROM $2"
                                     " RETURNING json_build_object('data', " NOTIF_ITEM ")::text",
                                     3};
 
