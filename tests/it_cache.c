@@ -88,12 +88,13 @@ static void ca_teardown(void)
     hs_stack("redis-thaw");
     hs_stack("redis-start");
     hs_stack("pg-thaw");
+    /* a clean exit: under the sanitizers, a leak or an error makes it non-zero */
     if (ca_a.pid > 0)
-        hs_server_stop(&ca_a);
+        cr_expect_eq(hs_server_stop(&ca_a), 0, "server A did not exit cleanly");
     if (ca_b.pid > 0)
-        hs_server_stop(&ca_b);
+        cr_expect_eq(hs_server_stop(&ca_b), 0, "server B did not exit cleanly");
     if (ca_o.pid > 0)
-        hs_server_stop(&ca_o);
+        cr_expect_eq(hs_server_stop(&ca_o), 0, "the oracle did not exit cleanly");
     hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = '%s'", ca_slug);
     free(ca_admin);
     free(ca_agent);
@@ -286,7 +287,7 @@ Test(cache, debug_log_names_hits_and_misses)
     cr_assert(strstr(log, "cache miss {c:") != NULL && strstr(log, ":notifications_unread:") != NULL, "%s", log);
     cr_assert(strstr(log, "cache hit {c:") != NULL, "%s", log);
     free(log);
-    hs_server_stop(&d);
+    cr_assert_eq(hs_server_stop(&d), 0, "conversa did not exit cleanly (see its log for sanitizer reports)");
 }
 
 /* ---- every write path, then a read: same process and the other one ---- */
@@ -454,7 +455,7 @@ Test(cache, ttl_expiry)
     ca_read_fresh(d.port, "/api/v1/conversations/status", ca_agent);
     hs_sql(NULL, 0, "UPDATE conversations SET status = 'open' WHERE id = %" PRId64, ca_conv[2]);
     json_decref(ca_write(d.port, "PATCH", patch, ca_agent, "{\"status\":\"open\"}", 200));
-    hs_server_stop(&d);
+    cr_assert_eq(hs_server_stop(&d), 0, "conversa did not exit cleanly (see its log for sanitizer reports)");
 }
 
 /* ---- Redis down, Redis slow ---- */
@@ -520,7 +521,7 @@ Test(cache, redis_slow_is_a_bypass)
     ca_read_fresh(d.port, path, ca_admin);
     ca_read_fresh(ca_a.port, path, ca_admin);
     json_decref(ca_write(d.port, "PATCH", patch, ca_admin, "{\"status\":\"open\"}", 200));
-    hs_server_stop(&d);
+    cr_assert_eq(hs_server_stop(&d), 0, "conversa did not exit cleanly (see its log for sanitizer reports)");
 }
 
 /* ---- no stampede ---- */
@@ -603,7 +604,7 @@ Test(cache, concurrent_misses_make_one_query)
     cr_assert_eq(ca_metric(d.port, "cache_coalesced_total") - coalesced0, N - 1);
     cr_assert_eq(ca_status_calls() - calls0, 1, "PostgreSQL ran the status query %" PRIu64 " times",
                  ca_status_calls() - calls0);
-    hs_server_stop(&d);
+    cr_assert_eq(hs_server_stop(&d), 0, "conversa did not exit cleanly (see its log for sanitizer reports)");
 }
 
 /* ---- tenants ---- */

@@ -65,31 +65,32 @@ static void flight_wait_free(flight_wait_t *w)
     free(w);
 }
 
-/* On the wait's thread: the request went away. */
-static void flight_wait_cancel(waiter_t *waiter)
+/* Takes w out of its flight unless its result was posted already; says which. */
+static int flight_wait_withdraw(flight_wait_t *w)
 {
-    flight_wait_t *w = H2O_STRUCT_FROM_MEMBER(flight_wait_t, waiter, waiter);
     pthread_mutex_lock(&flight_lock);
     int posted = w->posted;
     if (!posted)
         h2o_linklist_unlink(&w->link);
     pthread_mutex_unlock(&flight_lock);
-    if (posted)
-        w->cancelled = 1; /* freed when its message arrives */
-    else
+    return !posted;
+}
+
+/* On the wait's thread: the request went away. */
+static void flight_wait_cancel(waiter_t *waiter)
+{
+    flight_wait_t *w = H2O_STRUCT_FROM_MEMBER(flight_wait_t, waiter, waiter);
+    if (flight_wait_withdraw(w))
         flight_wait_free(w);
+    else
+        w->cancelled = 1; /* freed when its message arrives */
 }
 
 /* On the wait's thread: no result within wait_ms. */
 static void flight_wait_expire(h2o_timeout_entry_t *entry)
 {
     flight_wait_t *w = H2O_STRUCT_FROM_MEMBER(flight_wait_t, expiry, entry);
-    pthread_mutex_lock(&flight_lock);
-    int posted = w->posted;
-    if (!posted)
-        h2o_linklist_unlink(&w->link);
-    pthread_mutex_unlock(&flight_lock);
-    if (posted)
+    if (!flight_wait_withdraw(w))
         return; /* the result is on its way */
     waiter_detach(&w->waiter);
     flight_cb cb = w->cb;
