@@ -339,8 +339,8 @@ Test(cache, new_message)
 
 /*
  * Makes every notification of the own admin unread again, straight in the database,
- * except the oldest; then marks that one read through the API, which changes nothing
- * but bumps the generation, so the cache agrees with the database again. Returns
+ * behind the cache's back; then marks the oldest read through the API, a real change
+ * that bumps the generation, so the cache agrees with the database again. Returns
  * the ids, oldest first, space separated.
  */
 static void ca_notifications_reset(char *ids, size_t cap)
@@ -348,8 +348,7 @@ static void ca_notifications_reset(char *ids, size_t cap)
     char email[96];
     snprintf(email, sizeof(email), "admin@%s.test", ca_slug);
     cr_assert_eq(hs_sql(ids, cap,
-                        "UPDATE notifications SET is_read = (id = (SELECT min(id) FROM notifications n"
-                        " WHERE n.user_id = notifications.user_id)), read_at = NULL"
+                        "UPDATE notifications SET is_read = false, read_at = NULL"
                         " WHERE user_id = (SELECT id FROM users WHERE email = '%s');"
                         "SELECT string_agg(id::text, ' ' ORDER BY id) FROM notifications"
                         " WHERE user_id = (SELECT id FROM users WHERE email = '%s')",
@@ -373,6 +372,39 @@ Test(cache, notification_read)
         snprintf(path, sizeof(path), "/api/v1/notifications/%s/read", tok);
         ca_write_then_read(i % 2 ? ca_b.port : ca_a.port, reads, ca_admin, "POST", path, NULL, 200);
     }
+}
+
+Test(cache, repeated_read_changes_nothing)
+{
+    /* reading a notification that is read already changes no body: the cache stays warm */
+    char ids[256];
+    ca_notifications_reset(ids, sizeof(ids));
+    const char *reads[] = {"/api/v1/notifications?limit=20", "/api/v1/notifications/unread_count", NULL};
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/notifications/%.*s/read", (int)strcspn(ids, " "), ids);
+    uint64_t bumps = ca_metric(ca_b.port, "cache_generation_bumps_total");
+    for (const char *const *p = reads; *p; ++p)
+        ca_warm(ca_a.port, *p, ca_admin);
+    json_t *j = ca_write(ca_b.port, "POST", path, ca_admin, NULL, 200);
+    cr_assert(json_is_true(json_object_get(json_object_get(j, "data"), "is_read")));
+    json_decref(j);
+    cr_assert_eq(ca_metric(ca_b.port, "cache_generation_bumps_total"), bumps, "a no-op read bumped");
+    for (const char *const *p = reads; *p; ++p)
+        cr_assert_str_eq(ca_read_fresh(ca_a.port, *p, ca_admin), "HIT");
+    /* and read_all with nothing unread is the same */
+    hs_sql(NULL, 0, "UPDATE notifications SET is_read = true, read_at = coalesce(read_at, now())"
+                    " WHERE user_id = (SELECT id FROM users WHERE email = 'admin@%s.test')", ca_slug);
+    ca_notifications_reset(ids, sizeof(ids));
+    json_decref(ca_write(ca_a.port, "POST", "/api/v1/notifications/read_all", ca_admin, NULL, 200));
+    for (const char *const *p = reads; *p; ++p)
+        ca_warm(ca_a.port, *p, ca_admin);
+    bumps = ca_metric(ca_a.port, "cache_generation_bumps_total");
+    j = ca_write(ca_a.port, "POST", "/api/v1/notifications/read_all", ca_admin, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "updated")), 0);
+    json_decref(j);
+    cr_assert_eq(ca_metric(ca_a.port, "cache_generation_bumps_total"), bumps, "an empty read_all bumped");
+    for (const char *const *p = reads; *p; ++p)
+        cr_assert_str_eq(ca_read_fresh(ca_a.port, *p, ca_admin), "HIT");
 }
 
 Test(cache, notification_read_all)

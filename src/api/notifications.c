@@ -80,32 +80,46 @@ void api_notifications_unread_count(http_request_t *r)
     api_cache_reply(r, CACHE_UNREAD, r->auth.user_id, "count", &notif_unread_stmt, p, 2, "count");
 }
 
-/* A read changes the caller's lists and unread count: bump them before answering. */
+/*
+ * A read that changed something (column 1) changes the caller's lists and unread
+ * count: bump them before answering. One that changed nothing (the notifications were
+ * read already) leaves every cached body right, and bumps nothing.
+ */
 static void notif_on_written(http_request_t *r, PGresult *res)
 {
     if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
         http_reply_error(r, 404, "not_found", "notification not found");
         return;
     }
+    const char *body = PQgetvalue(res, 0, 0);
+    size_t len = (size_t)PQgetlength(res, 0, 0);
+    if (PQgetvalue(res, 0, 1)[0] != 't') {
+        http_reply_json(r, 200, body, len);
+        return;
+    }
     const cache_gen_t gen = {CACHE_SCOPE_NOTIFICATIONS, r->auth.user_id};
-    api_cache_bump_reply(r, &gen, 1, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    api_cache_bump_reply(r, &gen, 1, 200, body, len);
 }
 
 /*
- * Always an UPDATE, so the answer is the row's latest version even when a concurrent
- * request marked it read after this statement's snapshot was taken (an UPDATE waits
- * for that one and re-reads the row). A repeated read changes nothing: read_at keeps
- * its first value, and is_read stays true, so the counters see no change (their
- * trigger fires only when is_read changes, migration 0005).
+ * The row is locked first (prev), which waits for a concurrent reader and then sees
+ * its committed version, so exactly one of two concurrent reads reports the change
+ * (column 1) and the answer is always the row's latest version. A repeated read
+ * changes nothing: read_at keeps its first value and is_read stays true, so the
+ * counters (their trigger fires only when is_read changes, migration 0005) and the
+ * cache see no change.
  *
  * The row is found through the primary key (company_id, id); user_id is compared with
  * IS NOT DISTINCT FROM, which no index can serve, so the generic plan cannot choose
  * notifications_user_created_idx and walk every notification of the user to find id.
  */
-static pg_stmt_t notif_read_stmt = {"UPDATE notifications n SET is_read = true, read_at = coalesce(n.read_at, now())"
-                                    " WHERE n.company_id = $1 AND n.id = $3 AND n.user_id IS NOT DISTINCT FROM $2"
-                                    " RETURNING json_build_object('data', " NOTIF_ITEM ")::text",
-                                    3};
+static pg_stmt_t notif_read_stmt = {
+    "WITH prev AS MATERIALIZED (SELECT n.id, n.is_read FROM notifications n"
+    " WHERE n.company_id = $1 AND n.id = $3 AND n.user_id IS NOT DISTINCT FROM $2 FOR UPDATE)"
+    " UPDATE notifications n SET is_read = true, read_at = coalesce(n.read_at, now())"
+    " FROM prev WHERE n.company_id = $1 AND n.id = prev.id"
+    " RETURNING json_build_object('data', " NOTIF_ITEM ")::text, NOT prev.is_read",
+    3};
 
 void api_notifications_read(http_request_t *r)
 {
@@ -119,7 +133,8 @@ void api_notifications_read(http_request_t *r)
 static pg_stmt_t notif_read_all_stmt = {
     "WITH upd AS (UPDATE notifications SET is_read = true, read_at = now()"
     " WHERE company_id = $1 AND user_id = $2 AND is_read = false RETURNING 1)"
-    " SELECT json_build_object('data', json_build_object('updated', (SELECT count(*) FROM upd)))::text",
+    " SELECT json_build_object('data', json_build_object('updated', (SELECT count(*) FROM upd)))::text,"
+    " EXISTS (SELECT 1 FROM upd)",
     2};
 
 void api_notifications_read_all(http_request_t *r)
