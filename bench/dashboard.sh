@@ -195,8 +195,7 @@ for mode in "${modes[@]}"; do
   line=${result[$mode]}
   by=""
   for kv in ${rates[$mode]#*|}; do by+="${by:+, }${kv%%=*} $(pct "${kv#*=}")"; done
-  printf '%-10s X-Cache HIT %s, MISS %s, BYPASS %s; %s requests, %s writes; hit rate by cache: %s\n' "$mode:" \
-    "$(field hits "$line")" "$(field misses "$line")" "$(field bypass "$line")" \
+  printf '%-10s %s requests, %s writes; hit rate by cache: %s\n' "$mode:" \
     "$(field requests "$line")" "$(field writes "$line")" "${by:-n/a}"
 done
 
@@ -215,8 +214,7 @@ for mode in "${modes[@]}"; do
   json_runs+=("{\"mode\":\"$mode\",\"cache_enabled\":$([[ "$mode" == "cache on" ]] && echo true || echo false),\
 \"rps\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\"p95_ms\":$(field p95 "$line"),\"p99_ms\":$(field p99 "$line"),\
 \"errors\":$(field errors "$line"),\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line"),\
-\"writes\":$(field writes "$line"),\"x_cache\":{\"hit\":$(field hits "$line"),\"miss\":$(field misses "$line"),\
-\"bypass\":$(field bypass "$line"),\"other\":$(field other_cache "$line")},\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by}}")
+\"writes\":$(field writes "$line"),\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by}}")
 done
 {
   printf '{"date":"%s","duration":"%s","warmup":"%s","connections":%s,"agents":%s,"companies":%s,"write_pct":%s,"runs":[' \

@@ -14,6 +14,10 @@
 #define CACHE_GEN_TTL_S     "86400" /* far above any value's TTL (at most 3600 s) */
 #define CACHE_RETRY_MS      200
 #define CACHE_KEY_MAX       384
+#define CACHE_GEN_KEY_MAX   96
+#define CACHE_GEN_MAX       24
+#define CACHE_VARIANT_MAX   192
+#define CACHE_HINTS         4096 /* generations remembered per thread */
 #define CACHE_BUMP_MAX_GENS 8
 
 /*
@@ -84,6 +88,14 @@ typedef struct cache_bump_req {
     cache_gen_t gens[CACHE_BUMP_MAX_GENS];
 } cache_bump_req_t;
 
+/* The last generation a thread saw for one scope (see the reads, below). */
+typedef struct cache_hint {
+    uint64_t hash; /* of the generation key; 0: empty */
+    uint32_t genlen;
+    char gen[CACHE_GEN_MAX];
+    char key[CACHE_GEN_KEY_MAX];
+} cache_hint_t;
+
 struct cache_thread {
     h2o_loop_t *loop;
     redis_client_t *redis;
@@ -93,6 +105,7 @@ struct cache_thread {
     size_t nretries;
     loop_timer_t retry_timer;
     metrics_shard_t *metrics;
+    cache_hint_t *hints; /* CACHE_HINTS of them, indexed by hash */
 };
 
 /* ---- keys ---- */
@@ -179,6 +192,7 @@ cache_thread_t *cache_thread_new(h2o_loop_t *loop, h2o_multithread_queue_t *queu
     t->metrics = metrics;
     h2o_linklist_init_anchor(&t->retries);
     loop_timer_init(&t->retry_timer, loop, cache_retry_bumps);
+    t->hints = util_calloc(CACHE_HINTS, sizeof(*t->hints));
     return t;
 }
 
@@ -198,6 +212,7 @@ void cache_thread_free(cache_thread_t *t)
         free(b);
     }
     loop_timer_dispose(&t->retry_timer);
+    free(t->hints);
     free(t);
 }
 
@@ -219,72 +234,200 @@ size_t cache_pending_bumps(const cache_thread_t *t)
 /* ---- reads ---- */
 
 /*
- * A lookup's record is freed in its Redis callback only (which always comes, if only
- * with an error at shutdown); the caller's cancellation just silences it.
+ * Reads. The generation and the value must be read together, atomically. The function
+ * call (FCALL conversa_get_1) does that in one round trip but runs Lua, which costs
+ * Redis more than the read itself. So each thread remembers the last generation it saw
+ * per scope (a hint, never trusted) and asks MGET <generation key> <key at the hinted
+ * generation>: one round trip, one atomic command. When the generation read is the
+ * hinted one, the value is the current generation's; when it moved, a second GET reads
+ * the key at the generation just read; when it does not exist yet, the function call
+ * creates it.
  */
 typedef struct cache_get_req {
     cache_thread_t *thread;
     waiter_t waiter;
     cache_get_cb cb;
     void *data;
+    cache_hint_t *hint; /* the slot for this generation key */
+    size_t genkeylen, prefixlen, variantlen, keylen, askedlen;
+    char asked[CACHE_GEN_MAX]; /* the generation g->key was built with (the hint may change meanwhile) */
+    char genkey[CACHE_GEN_KEY_MAX];
+    char prefix[64];
+    char variant[CACHE_VARIANT_MAX];
+    char key[CACHE_KEY_MAX]; /* the key asked for by MGET or GET */
 } cache_get_req_t;
+
+static uint64_t cache_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i != n; ++i)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h | 1;
+}
 
 static void cache_get_cancel(waiter_t *w)
 {
     cache_get_req_t *g = H2O_STRUCT_FROM_MEMBER(cache_get_req_t, waiter, w);
-    g->cb = NULL;
+    g->cb = NULL; /* the record is freed by its last Redis callback */
 }
 
-static void cache_on_get(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
+/* Answers the caller (unless it went away) and frees g. */
+static void cache_get_done(cache_get_req_t *g, cache_outcome_t outcome, const char *value, size_t len)
+{
+    cache_get_cb cb = g->cb;
+    waiter_detach(&g->waiter);
+    if (cb != NULL)
+        cb(g->data, outcome, g->key, g->keylen, value, len);
+    free(g);
+}
+
+static void cache_get_fail(cache_get_req_t *g, const char *error)
+{
+    cache_check_error(g->thread, error);
+    if (error != NULL)
+        log_debug("cache", "cache unavailable: %s", error);
+    g->keylen = 0;
+    cache_get_done(g, CACHE_UNAVAILABLE, NULL, 0);
+}
+
+/* Remembers gen as the latest generation of g's scope, and makes g->key its key. */
+static int cache_get_use_gen(cache_get_req_t *g, const char *gen, size_t genlen)
+{
+    if (genlen == 0 || genlen >= CACHE_GEN_MAX)
+        return -1;
+    int n = snprintf(g->key, sizeof(g->key), "%s:g%.*s:%s", g->prefix, (int)genlen, gen, g->variant);
+    if (n < 0 || (size_t)n >= sizeof(g->key))
+        return -1;
+    g->keylen = (size_t)n;
+    cache_hint_t *h = g->hint;
+    h->hash = cache_hash(g->genkey, g->genkeylen);
+    memcpy(h->key, g->genkey, g->genkeylen + 1);
+    memcpy(h->gen, gen, genlen);
+    h->genlen = (uint32_t)genlen;
+    return 0;
+}
+
+static void cache_on_value(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
 {
     cache_get_req_t *g = data;
     (void)rtt_ns;
-    cache_get_cb cb = g->cb;
-    void *cb_data = g->data;
-    cache_thread_t *t = g->thread;
-    waiter_detach(&g->waiter);
-    free(g);
-    if (cb == NULL)
-        return;
+    if (error != NULL || reply == NULL)
+        cache_get_fail(g, error);
+    else if (reply->type == REDIS_REPLY_STRING)
+        cache_get_done(g, CACHE_HIT, reply->str, reply->len);
+    else
+        cache_get_done(g, CACHE_MISS, NULL, 0);
+}
+
+static void cache_on_function(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
+{
+    cache_get_req_t *g = data;
+    (void)rtt_ns;
     if (error != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING) {
-        cache_check_error(t, error);
-        if (error != NULL)
-            log_debug("cache", "cache unavailable: %s", error);
-        cb(cb_data, CACHE_UNAVAILABLE, NULL, 0, NULL, 0);
+        cache_get_fail(g, error);
         return;
     }
+    /* the key is prefix ":g" generation ":" variant */
     redisReply *key = reply->element[0], *val = reply->element[1];
+    size_t genlen = key->len - g->prefixlen - 3 - g->variantlen;
+    if (key->len < g->prefixlen + 3 + g->variantlen ||
+        cache_get_use_gen(g, key->str + g->prefixlen + 2, genlen) != 0) {
+        cache_get_fail(g, "unexpected key from conversa_get_1");
+        return;
+    }
     if (val->type == REDIS_REPLY_STRING)
-        cb(cb_data, CACHE_HIT, key->str, key->len, val->str, val->len);
+        cache_get_done(g, CACHE_HIT, val->str, val->len);
     else
-        cb(cb_data, CACHE_MISS, key->str, key->len, NULL, 0);
+        cache_get_done(g, CACHE_MISS, NULL, 0);
+}
+
+static void cache_get_by_function(cache_get_req_t *g)
+{
+    cache_thread_t *t = g->thread;
+    cache_ensure_library(t);
+    const char *argv[] = {"FCALL", "conversa_get_1", "1", g->genkey, g->prefix, g->variant};
+    size_t len[] = {5, 14, 1, g->genkeylen, g->prefixlen, g->variantlen};
+    redis_command(t->redis, cache_on_function, g, NULL, 6, argv, len);
+}
+
+static void cache_on_mget(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
+{
+    cache_get_req_t *g = data;
+    (void)rtt_ns;
+    if (error != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        cache_get_fail(g, error);
+        return;
+    }
+    redisReply *gen = reply->element[0], *val = reply->element[1];
+    if (gen->type != REDIS_REPLY_STRING) {
+        cache_get_by_function(g); /* no generation yet: the function creates it */
+        return;
+    }
+    if (gen->len == g->askedlen && memcmp(gen->str, g->asked, gen->len) == 0) {
+        /* the generation g->key was built with is the current one: the value is current */
+        if (val->type == REDIS_REPLY_STRING)
+            cache_get_done(g, CACHE_HIT, val->str, val->len);
+        else
+            cache_get_done(g, CACHE_MISS, NULL, 0);
+        return;
+    }
+    if (cache_get_use_gen(g, gen->str, gen->len) != 0) {
+        cache_get_fail(g, "unusable generation");
+        return;
+    }
+    const char *argv[] = {"GET", g->key};
+    size_t len[] = {3, g->keylen};
+    redis_command(g->thread->redis, cache_on_value, g, NULL, 2, argv, len);
 }
 
 void cache_get(cache_thread_t *t, cache_kind_t kind, int64_t company, int64_t scope_id, const char *variant,
                cache_get_cb cb, void *data, h2o_linklist_t *waiters)
 {
-    char gen[CACHE_KEY_MAX], prefix[64];
-    cache_scope_t scope = cache_kind_scopes[kind];
-    size_t genlen = cache_gen_key(gen, sizeof(gen), company, scope, scope_id);
-    int plen = cache_scope_has_id(scope)
-                   ? snprintf(prefix, sizeof(prefix), "{c:%" PRId64 "}:%s:%" PRId64, company, cache_kind_names[kind],
-                              scope_id)
-                   : snprintf(prefix, sizeof(prefix), "{c:%" PRId64 "}:%s", company, cache_kind_names[kind]);
-    if (genlen == 0 || plen < 0 || (size_t)plen >= sizeof(prefix) || !cache_usable(t)) {
+    size_t vlen = strlen(variant);
+    if (!cache_usable(t) || vlen >= CACHE_VARIANT_MAX) {
         cb(data, CACHE_UNAVAILABLE, NULL, 0, NULL, 0);
         return;
     }
-    cache_ensure_library(t);
-    cache_get_req_t *g = util_calloc(1, sizeof(*g));
+    cache_get_req_t *g = util_malloc(sizeof(*g));
     g->thread = t;
     g->cb = cb;
     g->data = data;
-    g->waiter.cancel = cache_get_cancel;
+    g->waiter = (waiter_t){.cancel = cache_get_cancel};
+    g->keylen = 0;
+    cache_scope_t scope = cache_kind_scopes[kind];
+    g->genkeylen = cache_gen_key(g->genkey, sizeof(g->genkey), company, scope, scope_id);
+    int plen = cache_scope_has_id(scope)
+                   ? snprintf(g->prefix, sizeof(g->prefix), "{c:%" PRId64 "}:%s:%" PRId64, company,
+                              cache_kind_names[kind], scope_id)
+                   : snprintf(g->prefix, sizeof(g->prefix), "{c:%" PRId64 "}:%s", company, cache_kind_names[kind]);
+    if (g->genkeylen == 0 || plen < 0 || (size_t)plen >= sizeof(g->prefix)) {
+        free(g);
+        cb(data, CACHE_UNAVAILABLE, NULL, 0, NULL, 0);
+        return;
+    }
+    g->prefixlen = (size_t)plen;
+    memcpy(g->variant, variant, vlen + 1);
+    g->variantlen = vlen;
+    uint64_t hash = cache_hash(g->genkey, g->genkeylen);
+    g->hint = &t->hints[hash % CACHE_HINTS];
     waiter_attach(&g->waiter, waiters);
-    const char *argv[] = {"FCALL", "conversa_get_1", "1", gen, prefix, variant};
-    size_t len[] = {5, 14, 1, genlen, (size_t)plen, strlen(variant)};
-    redis_command(t->redis, cache_on_get, g, NULL, 6, argv, len);
+    cache_hint_t *h = g->hint;
+    if (h->hash != hash || strcmp(h->key, g->genkey) != 0) {
+        cache_get_by_function(g);
+        return;
+    }
+    int n = snprintf(g->key, sizeof(g->key), "%s:g%.*s:%s", g->prefix, (int)h->genlen, h->gen, g->variant);
+    if (n < 0 || (size_t)n >= sizeof(g->key)) {
+        cache_get_fail(g, "key too long");
+        return;
+    }
+    g->keylen = (size_t)n;
+    memcpy(g->asked, h->gen, h->genlen);
+    g->askedlen = h->genlen;
+    const char *argv[] = {"MGET", g->genkey, g->key};
+    size_t len[] = {4, g->genkeylen, g->keylen};
+    redis_command(t->redis, cache_on_mget, g, NULL, 3, argv, len);
 }
 
 static void cache_on_put(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
