@@ -18,8 +18,10 @@
  *
  * A generation that does not exist yet (or was evicted) starts at Redis's clock in
  * microseconds, which is above any number the scope had before, so an old key never
- * comes back. Reading the generation and the value is one round trip: both happen in
- * one Redis function (FCALL), loaded on first use.
+ * comes back. Reading the generation and the value is one round trip and atomic: an
+ * MGET of the generation and of the key at the generation this thread saw last (the
+ * value counts only if that generation is still the current one), or, the first time,
+ * one Redis function call (FCALL, loaded on first use) that also creates it.
  *
  * When a bump cannot reach Redis it is kept and retried, in order, until it lands; the
  * failure is counted (cache_generation_bump_failures_total) and logged. Redis that
