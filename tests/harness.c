@@ -301,6 +301,19 @@ int hs_sh(char *out, size_t cap, const char *fmt, ...)
     return rc;
 }
 
+void hs_company(const char *slug, const char *name)
+{
+    char out[512];
+    int rc = hs_sql(out, sizeof(out),
+                    "INSERT INTO companies (slug, name) VALUES ('%s', '%s');"
+                    "INSERT INTO users (company_id, email, name, role, password_hash)"
+                    " SELECT c.id, v.role || '@' || c.slug || '.test', c.name || ' ' || v.role, v.role, d.password_hash"
+                    " FROM companies c, (VALUES ('admin'), ('agent')) v (role), users d"
+                    " WHERE c.slug = '%s' AND lower(d.email) = 'admin@demo.conversa.dev'",
+                    slug, name, slug);
+    cr_assert_eq(rc, 0, "creating company %s: %s", slug, out);
+}
+
 char *hs_login(int port, const char *email)
 {
     char body[512];

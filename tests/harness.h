@@ -74,6 +74,14 @@ int hs_sh(char *out, size_t cap, const char *fmt, ...) __attribute__((format(pri
  */
 int hs_sql(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/**
+ * Creates a company of a test's own: slug, name, and two users, admin@<slug>.test
+ * (admin) and agent@<slug>.test (agent), with the demo password. Fails the test
+ * otherwise. The test deletes it (DELETE FROM companies WHERE slug = …: everything it
+ * owns goes with it).
+ */
+void hs_company(const char *slug, const char *name);
+
 /** Logs in with the demo password and returns the token (caller frees); fails the test otherwise. */
 char *hs_login(int port, const char *email);
 

@@ -36,13 +36,8 @@ static void ca_setup(void)
 {
     snprintf(ca_slug, sizeof(ca_slug), "it-ca-%d", (int)getpid());
     char out[512];
+    hs_company(ca_slug, "Cache test");
     int rc = hs_sql(out, sizeof(out),
-                    "INSERT INTO companies (slug, name) VALUES ('%s', 'Cache test');"
-                    "INSERT INTO users (company_id, email, name, role, password_hash)"
-                    " SELECT c.id, v.email, v.name, v.role, d.password_hash FROM companies c,"
-                    " (VALUES ('admin@%s.test', 'Ca Admin', 'admin'), ('agent@%s.test', 'Ca Agent', 'agent'))"
-                    " v (email, name, role), users d"
-                    " WHERE c.slug = '%s' AND lower(d.email) = 'admin@demo.conversa.dev';"
                     "INSERT INTO contacts (company_id, phone_number, name)"
                     " SELECT c.id, '5511900000' || g, 'Contact ' || g FROM companies c, generate_series(1, 3) g"
                     " WHERE c.slug = '%s';"
@@ -55,7 +50,7 @@ static void ca_setup(void)
                     "INSERT INTO notifications (company_id, user_id, type, title)"
                     " SELECT u.company_id, u.id, 'message.received', 'Note ' || g FROM users u, generate_series(1, 6) g"
                     " WHERE u.email = 'admin@%s.test';",
-                    ca_slug, ca_slug, ca_slug, ca_slug, ca_slug, ca_slug, ca_slug, ca_slug);
+                    ca_slug, ca_slug, ca_slug, ca_slug);
     cr_assert_eq(rc, 0, "%s", out);
     for (int i = 0; i != 3; ++i) {
         char sql[256];

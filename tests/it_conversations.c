@@ -23,14 +23,9 @@ static void acme_create(void)
 {
     snprintf(slug, sizeof(slug), "acme-%d", (int)getpid());
     char out[4096];
+    hs_company(slug, "Acme");
     int rc =
         hs_sql(out, sizeof(out),
-               "INSERT INTO companies (slug, name) VALUES ('%s', 'Acme');"
-               "INSERT INTO users (company_id, email, name, role, password_hash)"
-               " SELECT c.id, v.email, v.name, v.role, d.password_hash FROM companies c,"
-               " (VALUES ('admin@%s.test', 'Acme Admin', 'admin'), ('agent@%s.test', 'Acme Agent', 'agent')) v(email, "
-               "name, role),"
-               " users d WHERE c.slug = '%s' AND d.email = 'admin@demo.conversa.dev';"
                "INSERT INTO contacts (company_id, phone_number, name)"
                " SELECT c.id, (4930000000 + g)::text, 'Acme Contact ' || g FROM companies c, generate_series(1, %d) g"
                " WHERE c.slug = '%s';"
@@ -44,7 +39,7 @@ static void acme_create(void)
                " SELECT cv.company_id, cv.id, 'inbound', 'message ' || g, 'received', 'wamid.ACME' || g"
                " FROM (SELECT cv.* FROM conversations cv JOIN companies c ON c.id = cv.company_id WHERE c.slug = '%s'"
                " ORDER BY cv.id LIMIT 1) cv, generate_series(1, %d) g;",
-               slug, slug, slug, slug, ACME_CONVERSATIONS, slug, slug, slug, ACME_MESSAGES);
+               ACME_CONVERSATIONS, slug, slug, slug, ACME_MESSAGES);
     cr_assert_eq(rc, 0, "%s", out);
     hs_server_start(&srv, NULL);
     char email[128];

@@ -34,13 +34,8 @@ static void nt_setup(void)
 {
     snprintf(nt_slug, sizeof(nt_slug), "it-nt-%d", (int)getpid());
     char out[512];
+    hs_company(nt_slug, "Notifications test");
     int rc = hs_sql(out, sizeof(out),
-                    "INSERT INTO companies (slug, name) VALUES ('%s', 'Notifications test');"
-                    "INSERT INTO users (company_id, email, name, role, password_hash)"
-                    " SELECT c.id, v.email, v.name, v.role, d.password_hash FROM companies c,"
-                    " (VALUES ('admin@%s.test', 'Nt Admin', 'admin'), ('agent@%s.test', 'Nt Agent', 'agent'))"
-                    " v (email, name, role), users d"
-                    " WHERE c.slug = '%s' AND lower(d.email) = 'admin@demo.conversa.dev';"
                     /* pairs share created_at, so the id decides between them */
                     "INSERT INTO notifications (company_id, user_id, type, title, body, data, is_read, created_at,"
                     " read_at)"
@@ -52,7 +47,7 @@ static void nt_setup(void)
                     "INSERT INTO notifications (company_id, user_id, type, title)"
                     " SELECT u.company_id, u.id, 'conversation.assigned', 'Agent ' || g"
                     " FROM users u, generate_series(1, %d) g WHERE u.email = 'agent@%s.test';",
-                    nt_slug, nt_slug, nt_slug, nt_slug, NT_ADMIN_ROWS, nt_slug, NT_AGENT_ROWS, nt_slug);
+                    NT_ADMIN_ROWS, nt_slug, NT_AGENT_ROWS, nt_slug);
     cr_assert_eq(rc, 0, "%s", out);
     rc = hs_sql(nt_demo_before, sizeof(nt_demo_before), "%s", NT_DEMO_SNAPSHOT);
     cr_assert_eq(rc, 0, "%s", nt_demo_before);
