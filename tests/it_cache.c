@@ -126,8 +126,8 @@ static char *ca_plain(const hs_response_t *r)
     json_t *flag = json_object_get(j, "cached");
     cr_assert(json_is_boolean(flag), "no \"cached\" flag: %s", r->body);
     const char *xc = ca_xcache(r);
-    cr_assert_eq(json_is_true(flag), strcmp(xc, "HIT") == 0, "cached=%s with X-Cache %s", json_is_true(flag) ? "true" : "false",
-                 xc);
+    cr_assert_eq(json_is_true(flag), strcmp(xc, "HIT") == 0, "cached=%s with X-Cache %s",
+                 json_is_true(flag) ? "true" : "false", xc);
     json_object_set_new(j, "cached", json_false());
     char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(j);
@@ -162,8 +162,7 @@ static void ca_warm(int port, const char *path, const char *token)
     cr_assert_str_eq(x, "HIT", "GET %s did not become a HIT", path);
 }
 
-static json_t *ca_write(int port, const char *method, const char *path, const char *token, const char *body,
-                        long want)
+static json_t *ca_write(int port, const char *method, const char *path, const char *token, const char *body, long want)
 {
     hs_response_t r = ca_call(port, method, path, token, body);
     cr_assert_eq(r.status, want, "%s %s: %ld %s", method, path, r.status, r.body);
@@ -387,8 +386,10 @@ Test(cache, repeated_read_changes_nothing)
     for (const char *const *p = reads; *p; ++p)
         cr_assert_str_eq(ca_read_fresh(ca_a.port, *p, ca_admin), "HIT");
     /* and read_all with nothing unread is the same */
-    hs_sql(NULL, 0, "UPDATE notifications SET is_read = true, read_at = coalesce(read_at, now())"
-                    " WHERE user_id = (SELECT id FROM users WHERE email = 'admin@%s.test')", ca_slug);
+    hs_sql(NULL, 0,
+           "UPDATE notifications SET is_read = true, read_at = coalesce(read_at, now())"
+           " WHERE user_id = (SELECT id FROM users WHERE email = 'admin@%s.test')",
+           ca_slug);
     ca_notifications_reset(ids, sizeof(ids));
     json_decref(ca_write(ca_a.port, "POST", "/api/v1/notifications/read_all", ca_admin, NULL, 200));
     for (const char *const *p = reads; *p; ++p)

@@ -28,10 +28,10 @@
 
 #define API_AUTH_CACHE_MS   4000
 #define API_AUTH_CACHE_SETS 512
-#define API_AUTH_CACHE_WAYS 4 /* a few tokens sharing a set do not evict each other in turn */
-#define API_LOGIN_PER_EMAIL  10 /* attempts per window */
-#define API_LOGIN_PER_IP     100
-#define API_LOGIN_WINDOW_S   900
+#define API_AUTH_CACHE_WAYS 4  /* a few tokens sharing a set do not evict each other in turn */
+#define API_LOGIN_PER_EMAIL 10 /* attempts per window */
+#define API_LOGIN_PER_IP    100
+#define API_LOGIN_WINDOW_S  900
 
 typedef struct api_auth_entry {
     uint8_t hash[TOKENS_HASH_BYTES];

@@ -96,8 +96,8 @@ static void api_cache_on_filled(void *data, const flight_result_t *res)
         http_reply_error(r, res->status, res->code, "%s", res->body);
 }
 
-static void api_cache_on_lookup(void *data, cache_outcome_t outcome, const char *key, size_t keylen,
-                                const char *value, size_t len)
+static void api_cache_on_lookup(void *data, cache_outcome_t outcome, const char *key, size_t keylen, const char *value,
+                                size_t len)
 {
     api_cache_req_t *c = data;
     http_request_t *r = c->r;

@@ -25,6 +25,8 @@
  * processes of two versions sharing a Redis never call each other's code.
  */
 #define CACHE_LIB "conversa_cache_1"
+/* one line of Lua per line: */
+/* clang-format off */
 static const char cache_library[] =
     "#!lua name=" CACHE_LIB "\n"
     "local function generation(key)\n"
@@ -51,28 +53,24 @@ static const char cache_library[] =
     "  end\n"
     "  return #keys\n"
     "end)\n";
+/* clang-format on */
 
 const char *const cache_kind_names[CACHE_KIND_MAX] = {
-    [CACHE_STATUS] = "conversation_status", [CACHE_CONVERSATIONS] = "conversations",
-    [CACHE_MESSAGES] = "messages",          [CACHE_NOTIFICATIONS] = "notifications",
+    [CACHE_STATUS] = "conversation_status",  [CACHE_CONVERSATIONS] = "conversations",
+    [CACHE_MESSAGES] = "messages",           [CACHE_NOTIFICATIONS] = "notifications",
     [CACHE_UNREAD] = "notifications_unread", [CACHE_CONNECTIONS] = "connections",
 };
 
 static const char *const cache_scope_names[CACHE_SCOPE_MAX] = {
-    [CACHE_SCOPE_COUNTS] = "counts",
-    [CACHE_SCOPE_CONVERSATIONS] = "conversations",
-    [CACHE_SCOPE_MESSAGES] = "messages",
-    [CACHE_SCOPE_NOTIFICATIONS] = "notifications",
+    [CACHE_SCOPE_COUNTS] = "counts",           [CACHE_SCOPE_CONVERSATIONS] = "conversations",
+    [CACHE_SCOPE_MESSAGES] = "messages",       [CACHE_SCOPE_NOTIFICATIONS] = "notifications",
     [CACHE_SCOPE_CONNECTIONS] = "connections",
 };
 
 static const cache_scope_t cache_kind_scopes[CACHE_KIND_MAX] = {
-    [CACHE_STATUS] = CACHE_SCOPE_COUNTS,
-    [CACHE_CONVERSATIONS] = CACHE_SCOPE_CONVERSATIONS,
-    [CACHE_MESSAGES] = CACHE_SCOPE_MESSAGES,
-    [CACHE_NOTIFICATIONS] = CACHE_SCOPE_NOTIFICATIONS,
-    [CACHE_UNREAD] = CACHE_SCOPE_NOTIFICATIONS,
-    [CACHE_CONNECTIONS] = CACHE_SCOPE_CONNECTIONS,
+    [CACHE_STATUS] = CACHE_SCOPE_COUNTS,        [CACHE_CONVERSATIONS] = CACHE_SCOPE_CONVERSATIONS,
+    [CACHE_MESSAGES] = CACHE_SCOPE_MESSAGES,    [CACHE_NOTIFICATIONS] = CACHE_SCOPE_NOTIFICATIONS,
+    [CACHE_UNREAD] = CACHE_SCOPE_NOTIFICATIONS, [CACHE_CONNECTIONS] = CACHE_SCOPE_CONNECTIONS,
 };
 
 /* A write's bump: in flight, or waiting in the thread's retry list. */
@@ -202,8 +200,9 @@ void cache_thread_free(cache_thread_t *t)
         return;
     flight_thread_free(t->flights, 10000);
     if (t->nretries != 0)
-        log_error("cache", "%zu generation bumps never reached Redis; other processes may serve older bodies "
-                           "until their TTL",
+        log_error("cache",
+                  "%zu generation bumps never reached Redis; other processes may serve older bodies "
+                  "until their TTL",
                   t->nretries);
     while (!h2o_linklist_is_empty(&t->retries)) {
         cache_bump_req_t *b = H2O_STRUCT_FROM_MEMBER(cache_bump_req_t, retry, t->retries.next);
@@ -331,8 +330,7 @@ static void cache_on_function(void *data, redisReply *reply, const char *error, 
     /* the key is prefix ":g" generation ":" variant */
     redisReply *key = reply->element[0], *val = reply->element[1];
     size_t genlen = key->len - g->prefixlen - 3 - g->variantlen;
-    if (key->len < g->prefixlen + 3 + g->variantlen ||
-        cache_get_use_gen(g, key->str + g->prefixlen + 2, genlen) != 0) {
+    if (key->len < g->prefixlen + 3 + g->variantlen || cache_get_use_gen(g, key->str + g->prefixlen + 2, genlen) != 0) {
         cache_get_fail(g, "unexpected key from conversa_get_1");
         return;
     }

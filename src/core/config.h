@@ -30,12 +30,12 @@ typedef struct config {
     /* Time to live of cached responses, in seconds (CACHE_TTL_<NAME>); see cache/cache.h. */
     unsigned cache_ttl_status, cache_ttl_conversations, cache_ttl_messages, cache_ttl_notifications,
         cache_ttl_connections;
-    size_t max_body_bytes;         /* MAX_BODY_BYTES */
-    unsigned max_connections;      /* MAX_CONNECTIONS: whole process */
-    unsigned http_timeout_ms;      /* HTTP_TIMEOUT_MS: header read and keep-alive idle */
-    unsigned shutdown_timeout_ms;  /* SHUTDOWN_TIMEOUT_MS */
-    unsigned memory_limit_mb;      /* MEMORY_LIMIT_MB: 0 = cgroup limit or physical memory */
-    unsigned db_wait_s;            /* DB_WAIT_SECONDS: how long one-shot commands wait for the database */
+    size_t max_body_bytes;        /* MAX_BODY_BYTES */
+    unsigned max_connections;     /* MAX_CONNECTIONS: whole process */
+    unsigned http_timeout_ms;     /* HTTP_TIMEOUT_MS: header read and keep-alive idle */
+    unsigned shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS */
+    unsigned memory_limit_mb;     /* MEMORY_LIMIT_MB: 0 = cgroup limit or physical memory */
+    unsigned db_wait_s;           /* DB_WAIT_SECONDS: how long one-shot commands wait for the database */
     /*
      * ENCRYPTION_KEY: the key of secrets at rest (src/auth/secrets.h): 64 hex characters
      * or base64 of 32 bytes, used as is; other text is hashed with SHA-256 (and a warning

@@ -292,8 +292,9 @@ static const metrics_family_t metrics_cache_families[METRICS_CACHE_EVENT_MAX] = 
                               "Cacheable responses served from PostgreSQL without the cache: Redis unavailable or "
                               "slow, or the cache disabled."},
     [METRICS_CACHE_FILL] = {"cache_fills_total", "counter", "PostgreSQL queries made to fill cache misses."},
-    [METRICS_CACHE_COALESCED] = {"cache_coalesced_total", "counter",
-                                 "Cache misses answered by a fill another request had started (no query of their own)."},
+    [METRICS_CACHE_COALESCED] =
+        {"cache_coalesced_total", "counter",
+         "Cache misses answered by a fill another request had started (no query of their own)."},
 };
 
 static void metrics_header(strbuf_t *out, const metrics_family_t *f)
@@ -315,7 +316,6 @@ static void metrics_render_cache(strbuf_t *out)
         }
     }
 }
-
 
 static int metrics_key_cmp(const void *a, const void *b)
 {
