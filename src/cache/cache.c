@@ -470,8 +470,9 @@ static void cache_bump_queue(cache_bump_req_t *b, const char *error)
     cache_thread_t *t = b->thread;
     metrics_add(t->metrics, METRICS_CACHE_BUMP_FAILURES, 1);
     if (!h2o_linklist_is_linked(&b->retry)) {
-        log_warn("cache", "generation bump for company %" PRId64 " failed (%s); retrying until Redis takes it",
-                 b->company, error);
+        /* one line per outage, not one per write */
+        if (t->nretries == 0)
+            log_warn("cache", "generation bumps fail (%s); keeping them until Redis takes them", error);
         h2o_linklist_insert(&t->retries, &b->retry);
         ++t->nretries;
     }
@@ -493,8 +494,8 @@ static void cache_on_bumped(void *data, redisReply *reply, const char *error, ui
     metrics_add(b->thread->metrics, METRICS_CACHE_BUMPS, b->n);
     if (h2o_linklist_is_linked(&b->retry)) {
         h2o_linklist_unlink(&b->retry);
-        --b->thread->nretries;
-        log_info("cache", "generation bump for company %" PRId64 " landed after a retry", b->company);
+        if (--b->thread->nretries == 0)
+            log_info("cache", "every queued generation bump has landed");
     }
     cache_bump_notify(b, 0);
     free(b);
