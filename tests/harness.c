@@ -329,6 +329,25 @@ char *hs_login(int port, const char *email)
     return out;
 }
 
+hs_response_t hs_call(int port, const char *method, const char *path, const char *token, const char *body)
+{
+    char auth[320];
+    const char *with_token[] = {auth, "Content-Type: application/json", NULL};
+    const char *without[] = {"Content-Type: application/json", NULL};
+    hs_bearer(auth, sizeof(auth), token != NULL ? token : "");
+    return hs_request(port, method, path, body, body != NULL ? strlen(body) : 0, token != NULL ? with_token : without);
+}
+
+json_t *hs_call_json(int port, const char *method, const char *path, const char *token, const char *body, long want)
+{
+    hs_response_t r = hs_call(port, method, path, token, body);
+    cr_assert_eq(r.status, want, "%s %s: %ld %s", method, path, r.status, r.body);
+    json_t *j = hs_json(&r);
+    cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
+    hs_response_free(&r);
+    return j;
+}
+
 void hs_bearer(char *out, size_t cap, const char *token)
 {
     snprintf(out, cap, "Authorization: Bearer %s", token);

@@ -51,6 +51,15 @@ char *hs_server_log(const hs_server_t *s);
 hs_response_t hs_request(int port, const char *method, const char *path, const char *body, size_t len,
                          const char *const *headers);
 
+/**
+ * One API call: with Authorization: Bearer token (none when token is NULL),
+ * Content-Type: application/json, and body (none when NULL).
+ */
+hs_response_t hs_call(int port, const char *method, const char *path, const char *token, const char *body);
+
+/** hs_call() that must answer `want` with a JSON body; returns it parsed (caller decrefs). */
+json_t *hs_call_json(int port, const char *method, const char *path, const char *token, const char *body, long want);
+
 /** GET shorthand. */
 hs_response_t hs_get(int port, const char *path);
 

@@ -100,14 +100,6 @@ TestSuite(cache, .init = ca_setup, .fini = ca_teardown, .timeout = 90);
 
 /* ---- helpers ---- */
 
-static hs_response_t ca_call(int port, const char *method, const char *path, const char *token, const char *body)
-{
-    char auth[256];
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    hs_bearer(auth, sizeof(auth), token);
-    return hs_request(port, method, path, body, body != NULL ? strlen(body) : 0, headers);
-}
-
 /* The X-Cache value of a response ("" when absent), in a static buffer. */
 static const char *ca_xcache(const hs_response_t *r)
 {
@@ -137,9 +129,9 @@ static char *ca_plain(const hs_response_t *r)
 /* GET path on port: 200, and equal to the oracle's answer at this moment. Returns X-Cache. */
 static const char *ca_read_fresh(int port, const char *path, const char *token)
 {
-    hs_response_t r = ca_call(port, "GET", path, token, NULL);
+    hs_response_t r = hs_call(port, "GET", path, token, NULL);
     cr_assert_eq(r.status, 200, "GET %s: %ld %s", path, r.status, r.body);
-    hs_response_t o = ca_call(ca_o.port, "GET", path, token, NULL);
+    hs_response_t o = hs_call(ca_o.port, "GET", path, token, NULL);
     cr_assert_eq(o.status, 200, "oracle GET %s: %ld %s", path, o.status, o.body);
     cr_assert_str_eq(ca_xcache(&o), "BYPASS");
     char *got = ca_plain(&r), *want = ca_plain(&o);
@@ -164,7 +156,7 @@ static void ca_warm(int port, const char *path, const char *token)
 
 static json_t *ca_write(int port, const char *method, const char *path, const char *token, const char *body, long want)
 {
-    hs_response_t r = ca_call(port, method, path, token, body);
+    hs_response_t r = hs_call(port, method, path, token, body);
     cr_assert_eq(r.status, want, "%s %s: %ld %s", method, path, r.status, r.body);
     json_t *j = r.len != 0 ? hs_json(&r) : NULL;
     hs_response_free(&r);
@@ -234,8 +226,8 @@ Test(cache, miss_then_hit_same_body)
     json_decref(created);
     for (int i = 0; i != 6; ++i) {
         const char *tok = i == 5 ? ca_admin : ca_agent;
-        hs_response_t m = ca_call(ca_a.port, "GET", paths[i], tok, NULL);
-        hs_response_t h = ca_call(ca_a.port, "GET", paths[i], tok, NULL);
+        hs_response_t m = hs_call(ca_a.port, "GET", paths[i], tok, NULL);
+        hs_response_t h = hs_call(ca_a.port, "GET", paths[i], tok, NULL);
         cr_assert_eq(m.status, 200, "%s: %ld %s", paths[i], m.status, m.body);
         cr_assert_eq(h.status, 200, "%s: %ld %s", paths[i], h.status, h.body);
         cr_assert_str_eq(ca_xcache(&m), "MISS", "%s", paths[i]);
@@ -265,8 +257,8 @@ Test(cache, debug_log_names_hits_and_misses)
     hs_server_t d;
     hs_server_start(&d, env);
     json_decref(ca_write(d.port, "POST", "/api/v1/notifications/read_all", ca_admin, NULL, 200));
-    hs_response_t m = ca_call(d.port, "GET", "/api/v1/notifications/unread_count", ca_admin, NULL);
-    hs_response_t h = ca_call(d.port, "GET", "/api/v1/notifications/unread_count", ca_admin, NULL);
+    hs_response_t m = hs_call(d.port, "GET", "/api/v1/notifications/unread_count", ca_admin, NULL);
+    hs_response_t h = hs_call(d.port, "GET", "/api/v1/notifications/unread_count", ca_admin, NULL);
     cr_assert_str_eq(ca_xcache(&m), "MISS");
     cr_assert_str_eq(ca_xcache(&h), "HIT");
     hs_response_free(&m);
@@ -326,7 +318,7 @@ Test(cache, new_message)
         snprintf(body, sizeof(body), "{\"text\":\"reply %d from the cache test\"}", i);
         ca_write_then_read(i % 2 ? ca_b.port : ca_a.port, reads, ca_admin, "POST", post, body, 201);
     }
-    hs_response_t r = ca_call(ca_a.port, "GET", msgs, ca_admin, NULL);
+    hs_response_t r = hs_call(ca_a.port, "GET", msgs, ca_admin, NULL);
     cr_assert(strstr(r.body, "reply 3 from the cache test") != NULL, "%s", r.body);
     hs_response_free(&r);
 }
@@ -432,7 +424,7 @@ Test(cache, connection_changes)
     ca_write_then_read(ca_b.port, reads2, ca_admin, "PATCH", path, "{\"name\":\"Renamed line\"}", 200);
     ca_write_then_read(ca_a.port, reads2, ca_admin, "PATCH", path, "{\"status\":\"disabled\"}", 200);
     ca_write_then_read(ca_b.port, reads, ca_admin, "DELETE", path, NULL, 204);
-    hs_response_t r = ca_call(ca_a.port, "GET", one, ca_admin, NULL);
+    hs_response_t r = hs_call(ca_a.port, "GET", one, ca_admin, NULL);
     cr_assert_eq(r.status, 404, "a deleted connection is still served: %s", r.body);
     hs_response_free(&r);
 }
@@ -456,11 +448,11 @@ Test(cache, ttl_expiry)
     char patch[64];
     snprintf(patch, sizeof(patch), "/api/v1/conversations/%" PRId64, ca_conv[2]);
     json_decref(ca_write(d.port, "PATCH", patch, ca_agent, "{\"status\":\"open\"}", 200)); /* a new generation */
-    hs_response_t m = ca_call(d.port, "GET", "/api/v1/conversations/status", ca_agent, NULL);
+    hs_response_t m = hs_call(d.port, "GET", "/api/v1/conversations/status", ca_agent, NULL);
     cr_assert_str_eq(ca_xcache(&m), "MISS");
     hs_response_free(&m);
     double filled = hs_now_ms();
-    hs_response_t h = ca_call(d.port, "GET", "/api/v1/conversations/status", ca_agent, NULL);
+    hs_response_t h = hs_call(d.port, "GET", "/api/v1/conversations/status", ca_agent, NULL);
     cr_assert_str_eq(ca_xcache(&h), "HIT");
     hs_response_free(&h);
     /* a change the cache cannot know of (straight into the database) shows once the TTL ran out */
@@ -468,7 +460,7 @@ Test(cache, ttl_expiry)
     const char *xc = "HIT";
     double expired = 0;
     while (hs_now_ms() < filled + 5000) {
-        hs_response_t r = ca_call(d.port, "GET", "/api/v1/conversations/status", ca_agent, NULL);
+        hs_response_t r = hs_call(d.port, "GET", "/api/v1/conversations/status", ca_agent, NULL);
         xc = ca_xcache(&r);
         int hit = strcmp(xc, "HIT") == 0;
         hs_response_free(&r);
@@ -527,7 +519,7 @@ Test(cache, redis_slow_is_a_bypass)
     const char *path = "/api/v1/conversations/status";
     ca_warm(d.port, path, ca_admin);
     cr_assert_eq(hs_stack("redis-freeze"), 0);
-    hs_response_t r = ca_call(d.port, "GET", path, ca_admin, NULL);
+    hs_response_t r = hs_call(d.port, "GET", path, ca_admin, NULL);
     cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
     cr_assert_str_eq(ca_xcache(&r), "BYPASS");
     cr_assert_lt(r.seconds, 2.0, "a frozen Redis held the request %.3f s", r.seconds);
@@ -535,7 +527,7 @@ Test(cache, redis_slow_is_a_bypass)
     /* a write whose bump cannot land answers anyway, and the bump is retried */
     char patch[64];
     snprintf(patch, sizeof(patch), "/api/v1/conversations/%" PRId64, ca_conv[0]);
-    hs_response_t w = ca_call(d.port, "PATCH", patch, ca_admin, "{\"status\":\"resolved\"}");
+    hs_response_t w = hs_call(d.port, "PATCH", patch, ca_admin, "{\"status\":\"resolved\"}");
     cr_assert_eq(w.status, 200, "%ld %s", w.status, w.body);
     cr_assert_lt(w.seconds, 2.0);
     hs_response_free(&w);
@@ -565,7 +557,7 @@ typedef struct ca_worker {
 static void *ca_work(void *arg)
 {
     ca_worker_t *w = arg;
-    hs_response_t r = ca_call(w->port, "GET", "/api/v1/conversations/status", w->token, NULL);
+    hs_response_t r = hs_call(w->port, "GET", "/api/v1/conversations/status", w->token, NULL);
     w->status = r.status;
     w->body = strdup(r.body != NULL ? r.body : "");
     snprintf(w->xcache, sizeof(w->xcache), "%s", ca_xcache(&r));
@@ -596,7 +588,7 @@ Test(cache, concurrent_misses_make_one_query)
     /* a new generation, so the key is cold; the token is then known to both threads */
     json_decref(ca_write(d.port, "PATCH", patch, ca_admin, "{\"status\":\"open\"}", 200));
     for (int i = 0; i != 16; ++i) {
-        hs_response_t r = ca_call(d.port, "GET", "/api/v1/conversations/999999999999", ca_admin, NULL);
+        hs_response_t r = hs_call(d.port, "GET", "/api/v1/conversations/999999999999", ca_admin, NULL);
         cr_assert_eq(r.status, 404);
         hs_response_free(&r);
     }
@@ -655,10 +647,10 @@ Test(cache, companies_never_share_a_body)
                  0);
     snprintf(path, sizeof(path), "/api/v1/conversations/%s/messages", demo_conv);
     ca_warm(ca_a.port, path, ca_demo);
-    hs_response_t r = ca_call(ca_a.port, "GET", path, ca_admin, NULL);
+    hs_response_t r = hs_call(ca_a.port, "GET", path, ca_admin, NULL);
     cr_assert_eq(r.status, 404, "%s", r.body);
     hs_response_free(&r);
-    r = ca_call(ca_a.port, "GET", path, ca_admin, NULL);
+    r = hs_call(ca_a.port, "GET", path, ca_admin, NULL);
     cr_assert_eq(r.status, 404, "a 404 became cached: %s", r.body);
     hs_response_free(&r);
 }

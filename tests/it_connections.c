@@ -110,14 +110,6 @@ static const char *login(int port, const char *email)
     return itc_tokens[itc_ntokens++];
 }
 
-static hs_response_t api(int port, const char *method, const char *path, const char *token, const char *body)
-{
-    char auth[320];
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    const char *h[] = {auth, "Content-Type: application/json", NULL};
-    return hs_request(port, method, path, body, body != NULL ? strlen(body) : 0, h);
-}
-
 /* The "data" object of a response (caller decrefs the returned root in *root). */
 static json_t *data_of(const hs_response_t *r, json_t **root)
 {
@@ -148,7 +140,7 @@ static void assert_error(const hs_response_t *r, long status, const char *field)
 /* The id of a connection by slug ("" when absent). */
 static void conn_id(const char *slug, char *out, size_t cap)
 {
-    char sql[256];
+    char sql[640];
     snprintf(sql, sizeof(sql), "SELECT id FROM connections WHERE slug = '%s'", slug);
     sql_ok(out, cap, sql);
 }
@@ -227,7 +219,7 @@ Test(connections, crud_happy_path)
              "\"display_phone_number\":\"+55 11 4000-1234\",\"access_token\":\"%s\",\"app_secret\":\"%s\","
              "\"verify_token\":\"%s\"}",
              slug, pid, pid, at, as, vt);
-    hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, body);
+    hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, body);
     cr_assert_eq(r.status, 201, "%ld %s", r.status, r.body);
     const char *const secrets[] = {at, as, vt};
     for (int i = 0; i != 3; ++i)
@@ -262,7 +254,7 @@ Test(connections, crud_happy_path)
     cr_assert_str_eq(v, body);
 
     /* the list and the single read show the same masks */
-    r = api(s.port, "GET", "/api/v1/connections", tok, NULL);
+    r = hs_call(s.port, "GET", "/api/v1/connections", tok, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     d = data_of(&r, &root);
     cr_assert(json_is_array(d));
@@ -280,7 +272,7 @@ Test(connections, crud_happy_path)
         cr_assert_null(strstr(r.body, secrets[i]));
     json_decref(root);
     hs_response_free(&r);
-    r = api(s.port, "GET", path, tok, NULL);
+    r = hs_call(s.port, "GET", path, tok, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     d = data_of(&r, &root);
     cr_assert_str_eq(str(d, "app_secret"), "••••cdef");
@@ -292,7 +284,7 @@ Test(connections, crud_happy_path)
     snprintf(at2, sizeof(at2), "EAAGrotatedToken%dLMNO", pid);
     snprintf(body, sizeof(body),
              "{\"name\":\"Renamed\",\"access_token\":\"%s\",\"waba_id\":null,\"status\":\"disabled\"}", at2);
-    r = api(s.port, "PATCH", path, tok, body);
+    r = hs_call(s.port, "PATCH", path, tok, body);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert_null(strstr(r.body, at2));
     d = data_of(&r, &root);
@@ -307,7 +299,7 @@ Test(connections, crud_happy_path)
     const char *const secrets2[] = {at2, as, vt};
     assert_sealed(slug, suite_key(), secrets2);
 
-    r = api(s.port, "PATCH", path, tok, "{\"app_secret\":null,\"verify_token\":\"short\"}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"app_secret\":null,\"verify_token\":\"short\"}");
     cr_assert_eq(r.status, 200, "%s", r.body);
     d = data_of(&r, &root);
     cr_assert(json_is_null(json_object_get(d, "app_secret")));
@@ -321,16 +313,16 @@ Test(connections, crud_happy_path)
     cr_assert_str_eq(v, "true");
 
     /* DELETE, then it is gone */
-    r = api(s.port, "DELETE", path, tok, NULL);
+    r = hs_call(s.port, "DELETE", path, tok, NULL);
     cr_assert_eq(r.status, 204, "%s", r.body);
     hs_response_free(&r);
-    r = api(s.port, "GET", path, tok, NULL);
+    r = hs_call(s.port, "GET", path, tok, NULL);
     assert_error(&r, 404, NULL);
     hs_response_free(&r);
-    r = api(s.port, "DELETE", path, tok, NULL);
+    r = hs_call(s.port, "DELETE", path, tok, NULL);
     assert_error(&r, 404, NULL);
     hs_response_free(&r);
-    r = api(s.port, "PATCH", path, tok, "{\"name\":\"x\"}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"name\":\"x\"}");
     assert_error(&r, 404, NULL);
     hs_response_free(&r);
 
@@ -381,7 +373,7 @@ Test(connections, validation_names_the_field)
         {"{\"name\":\"x\",\"slug\":\"itc-ok\",\"name\":\"y\"}", "body"},
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
-        hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, cases[i].body);
+        hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, cases[i].body);
         assert_error(&r, 400, cases[i].field);
         hs_response_free(&r);
     }
@@ -393,17 +385,17 @@ Test(connections, validation_names_the_field)
                      i == 1 ? values[i] : "itc-ok");
         else
             snprintf(b, sizeof(b), "{\"name\":\"x\",\"slug\":\"itc-ok\",\"%s\":\"%s\"}", fields[i], values[i]);
-        hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, b);
+        hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, b);
         assert_error(&r, 400, fields[i]);
         hs_response_free(&r);
     }
     /* malformed JSON: the error names the position, never the text there */
     const char *bad = "{\"name\":\"x\",\"slug\":\"itc-ok\",\"access_token\":\"TOPSECRETVALUE\x01";
-    hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, bad);
+    hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, bad);
     assert_error(&r, 400, "body");
     cr_assert_null(strstr(r.body, "TOPSECRET"), "%s", r.body);
     hs_response_free(&r);
-    r = api(s.port, "POST", "/api/v1/connections", tok, NULL);
+    r = hs_call(s.port, "POST", "/api/v1/connections", tok, NULL);
     assert_error(&r, 400, "body");
     hs_response_free(&r);
 
@@ -411,16 +403,16 @@ Test(connections, validation_names_the_field)
     char id[32], path[96];
     conn_id("demo", id, sizeof(id));
     snprintf(path, sizeof(path), "/api/v1/connections/%s", id);
-    r = api(s.port, "PATCH", path, tok, "{}");
+    r = hs_call(s.port, "PATCH", path, tok, "{}");
     assert_error(&r, 400, "body");
     hs_response_free(&r);
-    r = api(s.port, "PATCH", path, tok, "{\"slug\":null}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"slug\":null}");
     assert_error(&r, 400, "slug");
     hs_response_free(&r);
-    r = api(s.port, "PATCH", "/api/v1/connections/abc", tok, "{\"name\":\"x\"}");
+    r = hs_call(s.port, "PATCH", "/api/v1/connections/abc", tok, "{\"name\":\"x\"}");
     assert_error(&r, 400, "id");
     hs_response_free(&r);
-    r = api(s.port, "GET", "/api/v1/connections/0", tok, NULL);
+    r = hs_call(s.port, "GET", "/api/v1/connections/0", tok, NULL);
     assert_error(&r, 400, "id");
     hs_response_free(&r);
 
@@ -441,24 +433,24 @@ Test(connections, duplicates_are_409)
     const char *tok = login(s.port, ADMIN);
     int pid = (int)getpid();
     char body[512], path[96], id[32];
-    hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, "{\"name\":\"x\",\"slug\":\"demo\"}");
+    hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, "{\"name\":\"x\",\"slug\":\"demo\"}");
     assert_error(&r, 409, NULL);
     cr_assert(strstr(r.body, "slug") != NULL, "%s", r.body);
     hs_response_free(&r);
 
     snprintf(body, sizeof(body), "{\"name\":\"A\",\"slug\":\"itc-dup-%d\",\"phone_number_id\":\"66%d\"}", pid, pid);
-    r = api(s.port, "POST", "/api/v1/connections", tok, body);
+    r = hs_call(s.port, "POST", "/api/v1/connections", tok, body);
     cr_assert_eq(r.status, 201, "%s", r.body);
     hs_response_free(&r);
     /* the same slug again (another number): 409 naming slug */
     snprintf(body, sizeof(body), "{\"name\":\"B\",\"slug\":\"itc-dup-%d\",\"phone_number_id\":\"67%d\"}", pid, pid);
-    r = api(s.port, "POST", "/api/v1/connections", tok, body);
+    r = hs_call(s.port, "POST", "/api/v1/connections", tok, body);
     assert_error(&r, 409, NULL);
     cr_assert(strstr(r.body, "slug") != NULL, "%s", r.body);
     hs_response_free(&r);
     /* the same number under another slug: 409 naming phone_number_id */
     snprintf(body, sizeof(body), "{\"name\":\"B\",\"slug\":\"itc-dup2-%d\",\"phone_number_id\":\"66%d\"}", pid, pid);
-    r = api(s.port, "POST", "/api/v1/connections", tok, body);
+    r = hs_call(s.port, "POST", "/api/v1/connections", tok, body);
     assert_error(&r, 409, NULL);
     cr_assert(strstr(r.body, "phone_number_id") != NULL, "%s", r.body);
     hs_response_free(&r);
@@ -466,19 +458,19 @@ Test(connections, duplicates_are_409)
     snprintf(body, sizeof(body), "itc-dup-%d", pid);
     conn_id(body, id, sizeof(id));
     snprintf(path, sizeof(path), "/api/v1/connections/%s", id);
-    r = api(s.port, "PATCH", path, tok, "{\"slug\":\"demo\"}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"slug\":\"demo\"}");
     assert_error(&r, 409, NULL);
     hs_response_free(&r);
-    r = api(s.port, "PATCH", path, tok, "{\"phone_number_id\":\"100000000000001\"}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"phone_number_id\":\"100000000000001\"}");
     assert_error(&r, 409, NULL);
     cr_assert(strstr(r.body, "phone_number_id") != NULL, "%s", r.body);
     hs_response_free(&r);
     /* its own slug and number are not a conflict */
     snprintf(body, sizeof(body), "{\"slug\":\"itc-dup-%d\",\"phone_number_id\":\"66%d\"}", pid, pid);
-    r = api(s.port, "PATCH", path, tok, body);
+    r = hs_call(s.port, "PATCH", path, tok, body);
     cr_assert_eq(r.status, 200, "%s", r.body);
     hs_response_free(&r);
-    r = api(s.port, "DELETE", path, tok, NULL);
+    r = hs_call(s.port, "DELETE", path, tok, NULL);
     cr_assert_eq(r.status, 204, "%s", r.body);
     hs_response_free(&r);
     cr_assert_eq(hs_server_stop(&s), 0);
@@ -493,20 +485,20 @@ Test(connections, agents_read_but_cannot_write)
     conn_id("demo", id, sizeof(id));
     snprintf(path, sizeof(path), "/api/v1/connections/%s", id);
     sql_ok(before, sizeof(before), "SELECT c::text FROM connections c WHERE slug = 'demo'");
-    hs_response_t r = api(s.port, "GET", "/api/v1/connections", tok, NULL);
+    hs_response_t r = hs_call(s.port, "GET", "/api/v1/connections", tok, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert(strstr(r.body, "\"demo\"") != NULL);
     hs_response_free(&r);
-    r = api(s.port, "GET", path, tok, NULL);
+    r = hs_call(s.port, "GET", path, tok, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     hs_response_free(&r);
-    r = api(s.port, "POST", "/api/v1/connections", tok, "{\"name\":\"x\",\"slug\":\"itc-agent\"}");
+    r = hs_call(s.port, "POST", "/api/v1/connections", tok, "{\"name\":\"x\",\"slug\":\"itc-agent\"}");
     assert_error(&r, 403, NULL);
     hs_response_free(&r);
-    r = api(s.port, "PATCH", path, tok, "{\"name\":\"taken over\"}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"name\":\"taken over\"}");
     assert_error(&r, 403, NULL);
     hs_response_free(&r);
-    r = api(s.port, "DELETE", path, tok, NULL);
+    r = hs_call(s.port, "DELETE", path, tok, NULL);
     assert_error(&r, 403, NULL);
     hs_response_free(&r);
     /* without a token at all */
@@ -532,16 +524,16 @@ Test(connections, another_company_is_404)
     hs_server_t s;
     hs_server_start(&s, NULL);
     const char *tok = login(s.port, ADMIN);
-    hs_response_t r = api(s.port, "GET", path, tok, NULL);
+    hs_response_t r = hs_call(s.port, "GET", path, tok, NULL);
     assert_error(&r, 404, NULL);
     hs_response_free(&r);
-    r = api(s.port, "PATCH", path, tok, "{\"name\":\"mine now\"}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"name\":\"mine now\"}");
     assert_error(&r, 404, NULL);
     hs_response_free(&r);
-    r = api(s.port, "DELETE", path, tok, NULL);
+    r = hs_call(s.port, "DELETE", path, tok, NULL);
     assert_error(&r, 404, NULL);
     hs_response_free(&r);
-    r = api(s.port, "GET", "/api/v1/connections", tok, NULL);
+    r = hs_call(s.port, "GET", "/api/v1/connections", tok, NULL);
     cr_assert_eq(r.status, 200);
     cr_assert_null(strstr(r.body, "itc-other"), "%s", r.body);
     hs_response_free(&r);
@@ -560,7 +552,7 @@ Test(connections, delete_refused_while_campaigns_use_it)
     int pid = (int)getpid();
     char body[256], sql[512], path[96], id[32];
     snprintf(body, sizeof(body), "{\"name\":\"Campaign line\",\"slug\":\"itc-camp-%d\"}", pid);
-    hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, body);
+    hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, body);
     cr_assert_eq(r.status, 201, "%s", r.body);
     hs_response_free(&r);
     snprintf(body, sizeof(body), "itc-camp-%d", pid);
@@ -571,19 +563,19 @@ Test(connections, delete_refused_while_campaigns_use_it)
              id);
     sql_ok(NULL, 0, sql);
     snprintf(path, sizeof(path), "/api/v1/connections/%s", id);
-    r = api(s.port, "DELETE", path, tok, NULL);
+    r = hs_call(s.port, "DELETE", path, tok, NULL);
     assert_error(&r, 409, NULL);
     cr_assert(strstr(r.body, "1 campaign") != NULL && strstr(r.body, "disable") != NULL, "%s", r.body);
     hs_response_free(&r);
-    r = api(s.port, "GET", path, tok, NULL);
+    r = hs_call(s.port, "GET", path, tok, NULL);
     cr_assert_eq(r.status, 200);
     hs_response_free(&r);
     /* disabling is the way out; once no campaign uses it, it can go */
-    r = api(s.port, "PATCH", path, tok, "{\"status\":\"disabled\"}");
+    r = hs_call(s.port, "PATCH", path, tok, "{\"status\":\"disabled\"}");
     cr_assert_eq(r.status, 200, "%s", r.body);
     hs_response_free(&r);
     sql_ok(NULL, 0, "DELETE FROM campaigns WHERE name = 'itc-campaign'");
-    r = api(s.port, "DELETE", path, tok, NULL);
+    r = hs_call(s.port, "DELETE", path, tok, NULL);
     cr_assert_eq(r.status, 204, "%s", r.body);
     hs_response_free(&r);
     cr_assert_eq(hs_server_stop(&s), 0);
@@ -615,7 +607,7 @@ Test(connections, hashed_key_warns_once_however_busy)
     conn_id("demo", id, sizeof(id));
     snprintf(path, sizeof(path), "/api/v1/connections/%s", id);
     for (int i = 0; i != 60; ++i) {
-        hs_response_t r = api(s.port, "GET", i % 2 ? path : "/api/v1/connections", tok, NULL);
+        hs_response_t r = hs_call(s.port, "GET", i % 2 ? path : "/api/v1/connections", tok, NULL);
         cr_assert_eq(r.status, 200, "%s", r.body);
         hs_response_free(&r);
     }
@@ -625,7 +617,7 @@ Test(connections, hashed_key_warns_once_however_busy)
         snprintf(body, sizeof(body),
                  "{\"name\":\"w\",\"slug\":\"itc-hash-%d-%d\",\"access_token\":\"tok-%d-abcdefghijk\"}", (int)getpid(),
                  i, i);
-        hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, body);
+        hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, body);
         cr_assert_eq(r.status, 201, "%s", r.body);
         hs_response_free(&r);
     }
@@ -670,7 +662,7 @@ Test(connections, keys_rotate_then_only_the_new_key_opens)
              "{\"name\":\"Rotating\",\"slug\":\"%s\",\"access_token\":\"%s\",\"app_secret\":\"%s\",\"verify_token\":"
              "\"%s\"}",
              slug, at, as, vt);
-    hs_response_t r = api(s.port, "POST", "/api/v1/connections", tok, body);
+    hs_response_t r = hs_call(s.port, "POST", "/api/v1/connections", tok, body);
     cr_assert_eq(r.status, 201, "%s", r.body);
     hs_response_free(&r);
     cr_assert_eq(hs_server_stop(&s), 0);
@@ -719,7 +711,7 @@ Test(connections, keys_rotate_then_only_the_new_key_opens)
     tok = login(s.port, ADMIN);
     conn_id(slug, id, sizeof(id));
     snprintf(path, sizeof(path), "/api/v1/connections/%s", id);
-    r = api(s.port, "GET", path, tok, NULL);
+    r = hs_call(s.port, "GET", path, tok, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     json_t *root, *d = data_of(&r, &root);
     cr_assert_str_eq(str(d, "access_token"), "••••oken");
@@ -729,7 +721,7 @@ Test(connections, keys_rotate_then_only_the_new_key_opens)
     char at2[64];
     snprintf(at2, sizeof(at2), "EAAGafterRotation%d", pid);
     snprintf(body, sizeof(body), "{\"access_token\":\"%s\"}", at2);
-    r = api(s.port, "PATCH", path, tok, body);
+    r = hs_call(s.port, "PATCH", path, tok, body);
     cr_assert_eq(r.status, 200, "%s", r.body);
     hs_response_free(&r);
     cr_assert_eq(hs_server_stop(&s), 0);
@@ -796,17 +788,17 @@ Test(connections, token_create_makes_working_tokens)
 
     hs_server_t s;
     hs_server_start(&s, NULL);
-    hs_response_t r = api(s.port, "GET", "/api/v1/connections", tok, NULL);
+    hs_response_t r = hs_call(s.port, "GET", "/api/v1/connections", tok, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert(strstr(r.body, "\"demo\"") != NULL);
     hs_response_free(&r);
-    r = api(s.port, "GET", "/api/v1/connections", agent_tok, NULL);
+    r = hs_call(s.port, "GET", "/api/v1/connections", agent_tok, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     hs_response_free(&r);
-    r = api(s.port, "POST", "/api/v1/connections", agent_tok, "{\"name\":\"x\",\"slug\":\"itc-by-agent\"}");
+    r = hs_call(s.port, "POST", "/api/v1/connections", agent_tok, "{\"name\":\"x\",\"slug\":\"itc-by-agent\"}");
     assert_error(&r, 403, NULL);
     hs_response_free(&r);
-    r = api(s.port, "GET", "/api/v1/connections", "cv_not-a-real-token", NULL);
+    r = hs_call(s.port, "GET", "/api/v1/connections", "cv_not-a-real-token", NULL);
     assert_error(&r, 401, NULL);
     hs_response_free(&r);
     cr_assert_eq(hs_server_stop(&s), 0);

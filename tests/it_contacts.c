@@ -56,33 +56,11 @@ static void ct_teardown(void)
 
 TestSuite(contacts, .init = ct_setup, .fini = ct_teardown, .timeout = 60);
 
-/* A request with a bearer token (NULL: none) and an optional JSON body. */
-static hs_response_t ct_call(int port, const char *method, const char *path, const char *token, const char *body)
-{
-    char auth[256];
-    const char *with_token[] = {auth, "Content-Type: application/json", NULL};
-    const char *without[] = {"Content-Type: application/json", NULL};
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token != NULL ? token : "");
-    const char *const *headers = token != NULL ? with_token : without;
-    return hs_request(port, method, path, body, body != NULL ? strlen(body) : 0, headers);
-}
-
-/* The parsed body of a request that must answer `want`. */
-static json_t *ct_json(int port, const char *method, const char *path, const char *token, const char *body, long want)
-{
-    hs_response_t r = ct_call(port, method, path, token, body);
-    cr_assert_eq(r.status, want, "%s %s: %ld %s", method, path, r.status, r.body);
-    json_t *j = hs_json(&r);
-    cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
-    hs_response_free(&r);
-    return j;
-}
-
 /* The request must be 400 naming `field`, with the one error shape. */
 static void ct_invalid(int port, const char *method, const char *path, const char *token, const char *body,
                        const char *field)
 {
-    json_t *j = ct_json(port, method, path, token, body, 400);
+    json_t *j = hs_call_json(port, method, path, token, body, 400);
     json_t *err = json_object_get(j, "error");
     cr_assert_eq(json_integer_value(json_object_get(err, "status")), 400);
     cr_assert_str_eq(json_string_value(json_object_get(err, "code")), "invalid");
@@ -96,7 +74,7 @@ static void ct_invalid(int port, const char *method, const char *path, const cha
 /* The request must be 404 not_found without any data; returns the message (caller frees). */
 static char *ct_not_found(int port, const char *method, const char *path, const char *token, const char *body)
 {
-    json_t *j = ct_json(port, method, path, token, body, 404);
+    json_t *j = hs_call_json(port, method, path, token, body, 404);
     cr_assert_null(json_object_get(j, "data"), "404 must carry no data");
     json_t *err = json_object_get(j, "error");
     cr_assert_str_eq(json_string_value(json_object_get(err, "code")), "not_found");
@@ -120,7 +98,7 @@ static char *ct_all_pages(int port, const char *token, const char *path, int lim
     for (int page = 1;; ++page) {
         char url[1024];
         snprintf(url, sizeof(url), "%spage=%d&limit=%d", path, page, limit);
-        json_t *j = ct_json(port, "GET", url, token, NULL, 200);
+        json_t *j = hs_call_json(port, "GET", url, token, NULL, 200);
         json_t *data = json_object_get(j, "data"), *pg = json_object_get(j, "pagination");
         cr_assert(json_is_array(data));
         cr_assert_eq(ct_int(pg, "page"), page);
@@ -234,7 +212,7 @@ Test(contacts, pages_concatenate_in_order_with_exact_totals)
     for (int limit = 1; limit <= 7; limit += 3)
         ct_expect_pages(ct_srv.port, tok, "/api/v1/contacts?", limit, "true", "id DESC");
     ct_expect_pages(ct_srv.port, tok, "/api/v1/contacts?", 50, "true", "id DESC");
-    json_t *j = ct_json(ct_srv.port, "GET", "/api/v1/contacts", tok, NULL, 200);
+    json_t *j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts", tok, NULL, 200);
     json_t *pg = json_object_get(j, "pagination");
     cr_assert_eq(ct_int(pg, "page"), 1);
     cr_assert_eq(ct_int(pg, "limit"), 20, "the default limit");
@@ -257,11 +235,11 @@ Test(contacts, pages_concatenate_in_order_with_exact_totals)
     json_decref(j);
 
     /* a limit over the maximum is clamped, a page past the end is empty */
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?limit=1000", tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?limit=1000", tok, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "pagination"), "limit"), 50);
     cr_assert_eq(json_array_size(json_object_get(j, "data")), 23);
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?page=99&limit=10", tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?page=99&limit=10", tok, NULL, 200);
     cr_assert_eq(json_array_size(json_object_get(j, "data")), 0);
     cr_assert_eq(ct_int(json_object_get(j, "pagination"), "total"), 23);
     json_decref(j);
@@ -297,7 +275,7 @@ Test(contacts, pages_concatenate_in_order_with_exact_totals)
     int n = snprintf(url, sizeof(url), "/api/v1/contacts?q=");
     for (int i = 0; i != 100; ++i)
         n += snprintf(url + n, sizeof(url) - (size_t)n, "%%C3%%A9");
-    j = ct_json(ct_srv.port, "GET", url, tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", url, tok, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "pagination"), "total"), 0);
     json_decref(j);
 
@@ -329,7 +307,7 @@ Test(contacts, list_rejects_bad_parameters)
     static const char *const odd[] = {"%F4%8F%BF%BF", "a%F4%8F%BF%BF", "%ED%9F%BF", "%7F", "~", "%C2%80"};
     for (size_t i = 0; i != sizeof(odd) / sizeof(odd[0]); ++i) {
         snprintf(url, sizeof(url), "/api/v1/contacts?q=%s", odd[i]);
-        json_t *j = ct_json(ct_srv.port, "GET", url, tok, NULL, 200);
+        json_t *j = hs_call_json(ct_srv.port, "GET", url, tok, NULL, 200);
         cr_assert_eq(ct_int(json_object_get(j, "pagination"), "total"), 0);
         json_decref(j);
     }
@@ -359,7 +337,7 @@ Test(contacts, lookup_accepts_human_formats)
     for (size_t i = 0; i != sizeof(forms) / sizeof(forms[0]); ++i) {
         char url[256];
         snprintf(url, sizeof(url), "/api/v1/contacts/lookup?phone=%s", forms[i]);
-        json_t *j = ct_json(ct_srv.port, "GET", url, tok, NULL, 200);
+        json_t *j = hs_call_json(ct_srv.port, "GET", url, tok, NULL, 200);
         json_t *d = json_object_get(j, "data");
         cr_assert_eq(ct_int(d, "id"), strtoll(want, NULL, 10), "%s", forms[i]);
         cr_assert_str_eq(json_string_value(json_object_get(d, "phone_number")), "5511987650001");
@@ -400,7 +378,7 @@ Test(contacts, create_read_and_patch)
     /* create, in a human format, with labels in order */
     snprintf(body, sizeof(body), "{\"phone_number\":\"%s\",\"name\":\"Zé da Silva\",\"labels\":[\"vip\",\"b\",\"a\"]}",
              human);
-    json_t *j = ct_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 201);
+    json_t *j = hs_call_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 201);
     json_t *d = json_object_get(j, "data");
     int64_t id = ct_int(d, "id");
     cr_assert_str_eq(json_string_value(json_object_get(d, "phone_number")), e164);
@@ -420,22 +398,22 @@ Test(contacts, create_read_and_patch)
 
     /* read it back, by id and by number; it is in the list and found by both searches */
     snprintf(path, sizeof(path), "/api/v1/contacts/%lld", (long long)id);
-    j = ct_json(ct_srv.port, "GET", path, tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", path, tok, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "data"), "id"), id);
     json_decref(j);
     char url[256];
     snprintf(url, sizeof(url), "/api/v1/contacts?q=%s", e164);
-    j = ct_json(ct_srv.port, "GET", url, tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", url, tok, NULL, 200);
     cr_assert_eq(json_array_size(json_object_get(j, "data")), 1);
     cr_assert_eq(ct_int(json_array_get(json_object_get(j, "data"), 0), "id"), id);
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?q=z%C3%A9%20da", tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?q=z%C3%A9%20da", tok, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "pagination"), "total"), 1);
     json_decref(j);
 
     /* the same number in any other format is a duplicate: 409, nothing created */
     snprintf(body, sizeof(body), "{\"phone_number\":\"00%s\"}", e164);
-    j = ct_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 409);
+    j = hs_call_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 409);
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "conflict");
     cr_assert_null(json_object_get(j, "data"));
     json_decref(j);
@@ -446,7 +424,7 @@ Test(contacts, create_read_and_patch)
 
     /* PATCH the name: updated_at moves, created_at does not */
     hs_sleep_ms(20);
-    j = ct_json(ct_srv.port, "PATCH", path, tok, "{\"name\":\"Zé Silva\"}", 200);
+    j = hs_call_json(ct_srv.port, "PATCH", path, tok, "{\"name\":\"Zé Silva\"}", 200);
     d = json_object_get(j, "data");
     cr_assert_str_eq(json_string_value(json_object_get(d, "name")), "Zé Silva");
     cr_assert_str_eq(json_string_value(json_object_get(d, "created_at")), created_at);
@@ -455,22 +433,22 @@ Test(contacts, create_read_and_patch)
     json_decref(j);
 
     /* labels replaced, then the name cleared */
-    j = ct_json(ct_srv.port, "PATCH", path, tok, "{\"labels\":[\"new\"]}", 200);
+    j = hs_call_json(ct_srv.port, "PATCH", path, tok, "{\"labels\":[\"new\"]}", 200);
     d = json_object_get(j, "data");
     cr_assert_eq(json_array_size(json_object_get(d, "labels")), 1);
     cr_assert_str_eq(json_string_value(json_object_get(d, "name")), "Zé Silva");
     json_decref(j);
-    j = ct_json(ct_srv.port, "PATCH", path, tok, "{\"name\":null,\"labels\":[]}", 200);
+    j = hs_call_json(ct_srv.port, "PATCH", path, tok, "{\"name\":null,\"labels\":[]}", 200);
     d = json_object_get(j, "data");
     cr_assert(json_is_null(json_object_get(d, "name")));
     cr_assert_eq(json_array_size(json_object_get(d, "labels")), 0);
     json_decref(j);
 
     /* a number that another contact has: 409, and nothing changed */
-    j = ct_json(ct_srv.port, "PATCH", path, tok, "{\"phone_number\":\"+55 11 98765-0001\",\"name\":\"x\"}", 409);
+    j = hs_call_json(ct_srv.port, "PATCH", path, tok, "{\"phone_number\":\"+55 11 98765-0001\",\"name\":\"x\"}", 409);
     cr_assert_null(json_object_get(j, "data"));
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", path, tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", path, tok, NULL, 200);
     d = json_object_get(j, "data");
     cr_assert_str_eq(json_string_value(json_object_get(d, "phone_number")), e164);
     cr_assert(json_is_null(json_object_get(d, "name")));
@@ -479,11 +457,11 @@ Test(contacts, create_read_and_patch)
     /* its own number again is fine; a new number is normalised and forgets wa_id */
     cr_assert_eq(hs_sql(NULL, 0, "UPDATE contacts SET wa_id = phone_number WHERE phone_number = '%s'", e164), 0);
     snprintf(body, sizeof(body), "{\"phone_number\":\"%s\"}", human);
-    j = ct_json(ct_srv.port, "PATCH", path, tok, body, 200);
+    j = hs_call_json(ct_srv.port, "PATCH", path, tok, body, 200);
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "data"), "wa_id")), e164);
     json_decref(j);
     snprintf(body, sizeof(body), "{\"phone_number\":\"+%.11s 02\"}", ct_prefix);
-    j = ct_json(ct_srv.port, "PATCH", path, tok, body, 200);
+    j = hs_call_json(ct_srv.port, "PATCH", path, tok, body, 200);
     d = json_object_get(j, "data");
     char e164b[32];
     snprintf(e164b, sizeof(e164b), "%s02", ct_prefix);
@@ -495,14 +473,14 @@ Test(contacts, create_read_and_patch)
 
     /* a second contact, then moving it onto the first one's number: 409 */
     snprintf(body, sizeof(body), "{\"phone_number\":\"%s\",\"name\":\"Second\"}", e164);
-    j = ct_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 201);
+    j = hs_call_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 201);
     int64_t id2 = ct_int(json_object_get(j, "data"), "id");
     cr_assert(json_is_null(json_object_get(json_object_get(j, "data"), "wa_id")));
     json_decref(j);
     char path2[128];
     snprintf(path2, sizeof(path2), "/api/v1/contacts/%lld", (long long)id2);
     snprintf(body, sizeof(body), "{\"phone_number\":\"%s\"}", e164b);
-    json_decref(ct_json(ct_srv.port, "PATCH", path2, tok, body, 409));
+    json_decref(hs_call_json(ct_srv.port, "PATCH", path2, tok, body, 409));
 
     /* unknown ids */
     free(ct_not_found(ct_srv.port, "PATCH", "/api/v1/contacts/999999999", tok, "{\"name\":\"x\"}"));
@@ -601,7 +579,7 @@ Test(contacts, create_and_patch_validation_names_the_field)
     for (int i = 1; i != 20; ++i)
         snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels), ",\"l%02d\"", i);
     snprintf(body, sizeof(body), "{\"phone_number\":\"%s\",\"name\":\"%s\",\"labels\":%s]}", good, name, labels);
-    json_t *j = ct_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 201);
+    json_t *j = hs_call_json(ct_srv.port, "POST", "/api/v1/contacts", tok, body, 201);
     int64_t id = ct_int(json_object_get(j, "data"), "id");
     cr_assert_eq(json_array_size(json_object_get(json_object_get(j, "data"), "labels")), 20);
     json_decref(j);
@@ -625,7 +603,7 @@ Test(contacts, create_and_patch_validation_names_the_field)
     ct_invalid(ct_srv.port, "PATCH", "/api/v1/contacts/99999999999999999999", tok, "{\"name\":\"x\"}", "id");
     ct_invalid(ct_srv.port, "GET", "/api/v1/contacts/1x", tok, NULL, "id");
     ct_invalid(ct_srv.port, "GET", "/api/v1/contacts/%20", tok, NULL, "id");
-    j = ct_json(ct_srv.port, "GET", path, tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", path, tok, NULL, 200);
     cr_assert_eq(json_array_size(json_object_get(json_object_get(j, "data"), "labels")), 20, "unchanged");
     json_decref(j);
 
@@ -674,10 +652,10 @@ Test(contacts, another_company_is_invisible)
     /* lookups and lists see only the caller's company */
     free(ct_not_found(ct_srv.port, "GET", "/api/v1/contacts/lookup?phone=5511900000001", demo, NULL));
     free(ct_not_found(ct_srv.port, "GET", "/api/v1/contacts/lookup?phone=5511987650001", own, NULL));
-    json_t *j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?q=55119000", demo, NULL, 200);
+    json_t *j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?q=55119000", demo, NULL, 200);
     cr_assert_eq(json_array_size(json_object_get(j, "data")), 0);
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?q=Mariana&limit=50", demo, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?q=Mariana&limit=50", demo, NULL, 200);
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(j, "data"), i, c)
@@ -685,7 +663,7 @@ Test(contacts, another_company_is_invisible)
         cr_assert_str_neq(json_string_value(json_object_get(c, "phone_number")), "5511900000001");
     }
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?limit=50", own, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?limit=50", own, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "pagination"), "total"), 23);
     json_array_foreach(json_object_get(j, "data"), i, c)
     {
@@ -694,9 +672,9 @@ Test(contacts, another_company_is_invisible)
     json_decref(j);
 
     /* the same number may exist once per company: creating the demo's number here is fine */
-    j = ct_json(ct_srv.port, "POST", "/api/v1/contacts", own, "{\"phone_number\":\"+55 11 98765-0001\"}", 201);
+    j = hs_call_json(ct_srv.port, "POST", "/api/v1/contacts", own, "{\"phone_number\":\"+55 11 98765-0001\"}", 201);
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts/lookup?phone=5511987650001", demo, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts/lookup?phone=5511987650001", demo, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "data"), "id"), strtoll(demo_id, NULL, 10));
     json_decref(j);
 
@@ -717,22 +695,22 @@ Test(contacts, search_totals_are_capped_beyond_ten_thousand)
     cr_assert_eq(rc, 0, "%s", out);
     hs_server_start(&ct_srv, NULL);
     char *tok = hs_login(ct_srv.port, ct_email);
-    json_t *j = ct_json(ct_srv.port, "GET", "/api/v1/contacts", tok, NULL, 200);
+    json_t *j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts", tok, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "pagination"), "total"), 10050, "exact without q");
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?q=cap&limit=3", tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?q=cap&limit=3", tok, NULL, 200);
     json_t *pg = json_object_get(j, "pagination");
     cr_assert_eq(ct_int(pg, "total"), 10000);
     cr_assert(json_is_true(json_object_get(pg, "total_is_estimate")));
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "name")),
                      "Cap 00001");
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?q=33&page=2513&limit=4", tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?q=33&page=2513&limit=4", tok, NULL, 200);
     cr_assert_eq(json_array_size(json_object_get(j, "data")), 2, "pages past the cap still work");
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 1), "phone_number")),
                      "3300000010050");
     json_decref(j);
-    j = ct_json(ct_srv.port, "GET", "/api/v1/contacts?q=cap%201&limit=3", tok, NULL, 200);
+    j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?q=cap%201&limit=3", tok, NULL, 200);
     pg = json_object_get(j, "pagination");
     cr_assert_eq(ct_int(pg, "total"), 51, "Cap 10000 .. Cap 10050");
     cr_assert(json_is_false(json_object_get(pg, "total_is_estimate")));

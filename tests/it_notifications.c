@@ -78,21 +78,13 @@ TestSuite(notifications, .init = nt_setup, .fini = nt_teardown, .timeout = 60);
 /* A request with a bearer token (NULL: none). */
 static hs_response_t nt_call(const char *method, const char *path, const char *token)
 {
-    char auth[256];
-    const char *headers[] = {auth, NULL};
-    hs_bearer(auth, sizeof(auth), token != NULL ? token : "");
-    return hs_request(nt_srv.port, method, path, NULL, 0, token != NULL ? headers : NULL);
+    return hs_call(nt_srv.port, method, path, token, NULL);
 }
 
 /* The parsed body of a request that must answer `want`. */
 static json_t *nt_json(const char *method, const char *path, const char *token, long want)
 {
-    hs_response_t r = nt_call(method, path, token);
-    cr_assert_eq(r.status, want, "%s %s: %ld %s", method, path, r.status, r.body);
-    json_t *j = hs_json(&r);
-    cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
-    hs_response_free(&r);
-    return j;
+    return hs_call_json(nt_srv.port, method, path, token, NULL, want);
 }
 
 static int64_t nt_int(json_t *o, const char *key)

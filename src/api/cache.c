@@ -32,7 +32,8 @@ typedef struct api_cache_fill {
 static const char api_cache_false[] = "\"cached\" : false}";
 static const char api_cache_true[] = "\"cached\" : true}";
 
-h2o_iovec_t api_cache_mark_cached(http_request_t *r, const char *value, size_t len)
+/* The body of a HIT: a copy of value in r's pool, its trailing "cached" : false turned true. */
+static h2o_iovec_t api_cache_mark_cached(http_request_t *r, const char *value, size_t len)
 {
     size_t fl = sizeof(api_cache_false) - 1, tl = sizeof(api_cache_true) - 1;
     if (len < fl || memcmp(value + len - fl, api_cache_false, fl) != 0)
@@ -136,10 +137,7 @@ void api_cache_reply(http_request_t *r, cache_kind_t kind, int64_t scope_id, con
     pg_param_t *p = h2o_mem_alloc_pool(&r->req->pool, sizeof(*p) * (n ? n : 1));
     memcpy(p, params, sizeof(*p) * n);
     *c = (api_cache_req_t){r, kind, stmt, p, n, what, 0};
-    if (!cache_usable(r->thread->cache)) {
-        api_cache_bypass(c);
-        return;
-    }
+    /* answers CACHE_UNAVAILABLE at once when the cache is off or Redis is away */
     cache_get(r->thread->cache, kind, r->auth.company_id, scope_id, variant, api_cache_on_lookup, c, &r->waiters);
 }
 

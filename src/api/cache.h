@@ -33,7 +33,4 @@ void api_cache_reply(http_request_t *r, cache_kind_t kind, int64_t scope_id, con
 void api_cache_bump_reply(http_request_t *r, const cache_gen_t *gens, size_t n, int status, const char *body,
                           size_t len);
 
-/** Returns the body of a HIT: a copy of value in r's pool with its trailing "cached" : false turned true. */
-h2o_iovec_t api_cache_mark_cached(http_request_t *r, const char *value, size_t len);
-
 #endif

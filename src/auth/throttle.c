@@ -18,20 +18,12 @@ typedef struct throttle_slot {
 static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
 static throttle_slot_t throttle_slots[THROTTLE_SLOTS];
 
-static uint64_t throttle_fnv(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i != n; ++i)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
 unsigned throttle_hit(const char *key, size_t len, unsigned limit, unsigned window_s)
 {
     if (len > THROTTLE_KEY_MAX)
         len = THROTTLE_KEY_MAX;
     uint64_t now = util_now_ns(), window = (uint64_t)window_s * 1000000000u;
-    size_t h = (size_t)(throttle_fnv(key, len) % THROTTLE_SLOTS);
+    size_t h = (size_t)(util_hash(key, len) % THROTTLE_SLOTS);
     unsigned wait = 0;
     pthread_mutex_lock(&throttle_lock);
     throttle_slot_t *slot = NULL, *oldest = NULL;

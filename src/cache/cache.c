@@ -24,7 +24,7 @@
  * The Redis functions. Versioned by name: a changed library gets a new name, so
  * processes of two versions sharing a Redis never call each other's code.
  */
-#define CACHE_LIB "conversa_cache_1"
+#define CACHE_LIB "conversa_cache_2"
 /* one line of Lua per line: */
 /* clang-format off */
 static const char cache_library[] =
@@ -38,11 +38,11 @@ static const char cache_library[] =
     "  end\n"
     "  return g\n"
     "end\n"
-    "redis.register_function('conversa_get_1', function(keys, args)\n"
-    "  local key = args[1] .. ':g' .. generation(keys[1]) .. ':' .. args[2]\n"
-    "  return {key, redis.call('GET', key)}\n"
+    "redis.register_function('conversa_get_2', function(keys, args)\n"
+    "  local g = generation(keys[1])\n"
+    "  return {g, redis.call('GET', args[1] .. ':g' .. g .. ':' .. args[2])}\n"
     "end)\n"
-    "redis.register_function('conversa_bump_1', function(keys, args)\n"
+    "redis.register_function('conversa_bump_2', function(keys, args)\n"
     "  for _, k in ipairs(keys) do\n"
     "    if redis.call('EXISTS', k) == 1 then\n"
     "      redis.call('INCR', k)\n"
@@ -140,11 +140,6 @@ unsigned cache_ttl(cache_kind_t kind)
     }
 }
 
-cache_scope_t cache_kind_scope(cache_kind_t kind)
-{
-    return cache_kind_scopes[kind];
-}
-
 /* ---- the library ---- */
 
 static void cache_on_loaded(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
@@ -220,21 +215,17 @@ flight_thread_t *cache_flights(cache_thread_t *t)
     return t->flights;
 }
 
-int cache_usable(const cache_thread_t *t)
+/* Whether reads should try the cache now: enabled and Redis connected. */
+static int cache_usable(const cache_thread_t *t)
 {
     return config.cache_enabled && t != NULL && redis_client_ready(t->redis);
-}
-
-size_t cache_pending_bumps(const cache_thread_t *t)
-{
-    return t->nretries;
 }
 
 /* ---- reads ---- */
 
 /*
  * Reads. The generation and the value must be read together, atomically. The function
- * call (FCALL conversa_get_1) does that in one round trip but runs Lua, which costs
+ * call (FCALL conversa_get_2) does that in one round trip but runs Lua, which costs
  * Redis more than the read itself. So each thread remembers the last generation it saw
  * per scope (a hint, never trusted) and asks MGET <generation key> <key at the hinted
  * generation>: one round trip, one atomic command. When the generation read is the
@@ -247,6 +238,7 @@ typedef struct cache_get_req {
     waiter_t waiter;
     cache_get_cb cb;
     void *data;
+    uint64_t hash;      /* of genkey, never 0 */
     cache_hint_t *hint; /* the slot for this generation key */
     size_t genkeylen, prefixlen, variantlen, keylen, askedlen;
     char asked[CACHE_GEN_MAX]; /* the generation g->key was built with (the hint may change meanwhile) */
@@ -255,14 +247,6 @@ typedef struct cache_get_req {
     char variant[CACHE_VARIANT_MAX];
     char key[CACHE_KEY_MAX]; /* the key asked for by MGET or GET */
 } cache_get_req_t;
-
-static uint64_t cache_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i != n; ++i)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h | 1;
-}
 
 static void cache_get_cancel(waiter_t *w)
 {
@@ -299,11 +283,20 @@ static int cache_get_use_gen(cache_get_req_t *g, const char *gen, size_t genlen)
         return -1;
     g->keylen = (size_t)n;
     cache_hint_t *h = g->hint;
-    h->hash = cache_hash(g->genkey, g->genkeylen);
+    h->hash = g->hash;
     memcpy(h->key, g->genkey, g->genkeylen + 1);
     memcpy(h->gen, gen, genlen);
     h->genlen = (uint32_t)genlen;
     return 0;
+}
+
+/* The value read for g->key: a hit, or a miss (nil). */
+static void cache_get_answer(cache_get_req_t *g, const redisReply *val)
+{
+    if (val->type == REDIS_REPLY_STRING)
+        cache_get_done(g, CACHE_HIT, val->str, val->len);
+    else
+        cache_get_done(g, CACHE_MISS, NULL, 0);
 }
 
 static void cache_on_value(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
@@ -312,12 +305,11 @@ static void cache_on_value(void *data, redisReply *reply, const char *error, uin
     (void)rtt_ns;
     if (error != NULL || reply == NULL)
         cache_get_fail(g, error);
-    else if (reply->type == REDIS_REPLY_STRING)
-        cache_get_done(g, CACHE_HIT, reply->str, reply->len);
     else
-        cache_get_done(g, CACHE_MISS, NULL, 0);
+        cache_get_answer(g, reply);
 }
 
+/* conversa_get_2 answers {generation, value at that generation}. */
 static void cache_on_function(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
 {
     cache_get_req_t *g = data;
@@ -327,24 +319,19 @@ static void cache_on_function(void *data, redisReply *reply, const char *error, 
         cache_get_fail(g, error);
         return;
     }
-    /* the key is prefix ":g" generation ":" variant */
-    redisReply *key = reply->element[0], *val = reply->element[1];
-    size_t genlen = key->len - g->prefixlen - 3 - g->variantlen;
-    if (key->len < g->prefixlen + 3 + g->variantlen || cache_get_use_gen(g, key->str + g->prefixlen + 2, genlen) != 0) {
-        cache_get_fail(g, "unexpected key from conversa_get_1");
+    redisReply *gen = reply->element[0];
+    if (cache_get_use_gen(g, gen->str, gen->len) != 0) {
+        cache_get_fail(g, "unusable generation");
         return;
     }
-    if (val->type == REDIS_REPLY_STRING)
-        cache_get_done(g, CACHE_HIT, val->str, val->len);
-    else
-        cache_get_done(g, CACHE_MISS, NULL, 0);
+    cache_get_answer(g, reply->element[1]);
 }
 
 static void cache_get_by_function(cache_get_req_t *g)
 {
     cache_thread_t *t = g->thread;
     cache_ensure_library(t);
-    const char *argv[] = {"FCALL", "conversa_get_1", "1", g->genkey, g->prefix, g->variant};
+    const char *argv[] = {"FCALL", "conversa_get_2", "1", g->genkey, g->prefix, g->variant};
     size_t len[] = {5, 14, 1, g->genkeylen, g->prefixlen, g->variantlen};
     redis_command(t->redis, cache_on_function, g, NULL, 6, argv, len);
 }
@@ -364,10 +351,7 @@ static void cache_on_mget(void *data, redisReply *reply, const char *error, uint
     }
     if (gen->len == g->askedlen && memcmp(gen->str, g->asked, gen->len) == 0) {
         /* the generation g->key was built with is the current one: the value is current */
-        if (val->type == REDIS_REPLY_STRING)
-            cache_get_done(g, CACHE_HIT, val->str, val->len);
-        else
-            cache_get_done(g, CACHE_MISS, NULL, 0);
+        cache_get_answer(g, val);
         return;
     }
     if (cache_get_use_gen(g, gen->str, gen->len) != 0) {
@@ -407,11 +391,11 @@ void cache_get(cache_thread_t *t, cache_kind_t kind, int64_t company, int64_t sc
     g->prefixlen = (size_t)plen;
     memcpy(g->variant, variant, vlen + 1);
     g->variantlen = vlen;
-    uint64_t hash = cache_hash(g->genkey, g->genkeylen);
-    g->hint = &t->hints[hash % CACHE_HINTS];
+    g->hash = util_hash(g->genkey, g->genkeylen) | 1;
+    g->hint = &t->hints[g->hash % CACHE_HINTS];
     waiter_attach(&g->waiter, waiters);
     cache_hint_t *h = g->hint;
-    if (h->hash != hash || strcmp(h->key, g->genkey) != 0) {
+    if (h->hash != g->hash || strcmp(h->key, g->genkey) != 0) {
         cache_get_by_function(g);
         return;
     }
@@ -511,7 +495,7 @@ static void cache_bump_send(cache_bump_req_t *b)
     cache_ensure_library(t);
     b->inflight = 1;
     char keys[CACHE_BUMP_MAX_GENS][CACHE_KEY_MAX], nkeys[8];
-    const char *argv[3 + CACHE_BUMP_MAX_GENS] = {"FCALL", "conversa_bump_1", nkeys};
+    const char *argv[3 + CACHE_BUMP_MAX_GENS] = {"FCALL", "conversa_bump_2", nkeys};
     size_t len[3 + CACHE_BUMP_MAX_GENS] = {5, 15, (size_t)snprintf(nkeys, sizeof(nkeys), "%zu", b->n)};
     for (size_t i = 0; i != b->n; ++i) {
         argv[3 + i] = keys[i];

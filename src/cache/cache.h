@@ -98,14 +98,8 @@ void cache_thread_free(cache_thread_t *t);
 /** The thread's single-flight state (see flight.h). */
 flight_thread_t *cache_flights(cache_thread_t *t);
 
-/** Whether reads should try the cache now: enabled and Redis connected. */
-int cache_usable(const cache_thread_t *t);
-
 /** The TTL of a kind, in seconds. */
 unsigned cache_ttl(cache_kind_t kind);
-
-/** The scope a kind's generation comes from. */
-cache_scope_t cache_kind_scope(cache_kind_t kind);
 
 /**
  * Looks up kind for company; scope_id is the conversation (messages) or user
@@ -125,8 +119,5 @@ void cache_put(cache_thread_t *t, cache_kind_t kind, const char *key, size_t key
  */
 void cache_bump(cache_thread_t *t, int64_t company, const cache_gen_t *gens, size_t n, cache_bump_cb cb, void *data,
                 h2o_linklist_t *waiters);
-
-/** Bumps waiting to be retried on this thread. */
-size_t cache_pending_bumps(const cache_thread_t *t);
 
 #endif

@@ -47,14 +47,6 @@ static pthread_mutex_t flight_lock = PTHREAD_MUTEX_INITIALIZER;
 static flight_t *flight_table[FLIGHT_BUCKETS];
 static size_t flight_n;
 
-static uint64_t flight_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i != n; ++i)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
 static void flight_wait_free(flight_wait_t *w)
 {
     if (h2o_timeout_is_linked(&w->expiry))
@@ -146,7 +138,7 @@ flight_t *flight_join(flight_thread_t *t, const char *key, size_t keylen, flight
     w->expiry.cb = flight_wait_expire;
     ++t->outstanding;
 
-    uint64_t h = flight_hash(key, keylen);
+    uint64_t h = util_hash(key, keylen);
     flight_t *started = NULL, *f;
     pthread_mutex_lock(&flight_lock);
     for (f = flight_table[h % FLIGHT_BUCKETS]; f != NULL; f = f->next)

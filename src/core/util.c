@@ -60,6 +60,15 @@ char *util_strdup(const char *s)
     return memcpy(util_malloc(n), s, n);
 }
 
+uint64_t util_hash(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i != n; ++i)
+        h = (h ^ s[i]) * 1099511628211ull;
+    return h;
+}
+
 void strbuf_init(strbuf_t *b)
 {
     b->data = NULL;

@@ -31,6 +31,9 @@ void *util_calloc(size_t count, size_t n);
 void *util_realloc(void *p, size_t n);
 char *util_strdup(const char *s);
 
+/** FNV-1a of n bytes: a fast, well-spread hash for in-memory tables (not keyed). */
+uint64_t util_hash(const void *p, size_t n);
+
 /**
  * A growable byte buffer. Always NUL-terminated after any append so it can be used
  * as a C string; len excludes the terminator.

@@ -122,17 +122,6 @@ void metrics_cache_add(metrics_shard_t *s, unsigned cache, metrics_cache_event_t
         METRICS_BUMP(&s->cache[cache][e], 1);
 }
 
-uint64_t metrics_cache_total(metrics_cache_event_t e)
-{
-    uint64_t sum = 0;
-    pthread_mutex_lock(&metrics_lock);
-    for (size_t i = 0; i != metrics_nshards; ++i)
-        for (size_t c = 0; c != METRICS_CACHE_MAX; ++c)
-            sum += METRICS_READ(&metrics_shards[i]->cache[c][e]);
-    pthread_mutex_unlock(&metrics_lock);
-    return sum;
-}
-
 void metrics_gauge_add(metrics_shard_t *s, metrics_gauge_t g, int64_t delta)
 {
     METRICS_WRITE(s, METRICS_BUMP(&s->gauges[g], delta));

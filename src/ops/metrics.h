@@ -70,9 +70,6 @@ void metrics_cache_init(const char *const *names, size_t n);
 /** Counts one cache event for resource `cache` (an index given to metrics_cache_init()). */
 void metrics_cache_add(metrics_shard_t *s, unsigned cache, metrics_cache_event_t e);
 
-/** Sum of one cache event across shards and resources. */
-uint64_t metrics_cache_total(metrics_cache_event_t e);
-
 /** Creates and registers a shard for the calling thread. */
 metrics_shard_t *metrics_shard_new(void);
 
