@@ -49,6 +49,9 @@ static void mx_teardown(void)
     if (srv.pid > 0)
         hs_server_stop(&srv);
     hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = '%s'", slug);
+    hs_sql(NULL, 0,
+           "DELETE FROM jobs WHERE last_error = 'matrix' AND company_id = (SELECT id FROM companies"
+           " WHERE slug = 'demo')");
 }
 
 TestSuite(matrix, .init = mx_setup, .fini = mx_teardown, .timeout = 120);
@@ -123,6 +126,18 @@ static const mx_case_t cases[] = {
      "SELECT min(id) FROM notifications WHERE company_id = (SELECT id FROM "
      "companies WHERE slug = 'demo')",
      NULL, NULL, 404},
+    {"GET", "/api/v1/queues", NULL, "/api/v1/queues", NULL, 200},
+    {"GET", "/api/v1/queues/:name/failed", NULL, "/api/v1/queues/webhooks/failed", NULL, 200},
+    {"POST", "/api/v1/queues/:name/failed/retry_all", NULL, "/api/v1/queues/webhooks/failed/retry_all", NULL, 200},
+    {"POST", "/api/v1/queues/:name/failed/:id/retry",
+     /* a dead letter of the demo company's, made for this case (removed at teardown) */
+     "WITH j AS (INSERT INTO jobs (company_id, queue, payload, status, last_error) SELECT id, 'webhooks',"
+     " convert_to('{}', 'UTF8'), 'failed', 'matrix' FROM companies WHERE slug = 'demo' RETURNING id)"
+     " SELECT id FROM j",
+     NULL, NULL, 404},
+    /* public: Meta's calls, refused without the connection's secrets */
+    {"GET", "/api/webhooks/meta/:slug", NULL, "/api/webhooks/meta/demo?hub.mode=subscribe&hub.challenge=x", NULL, 403},
+    {"POST", "/api/webhooks/meta/:slug", NULL, "/api/webhooks/meta/demo", "{}", 401},
     /* last: it revokes the caller's own (spare) token, and only that */
     {"DELETE", "/api/v1/auth/token", NULL, "/api/v1/auth/token", NULL, 204},
 };
@@ -140,6 +155,19 @@ static void demo_fingerprint(char *out, size_t cap)
                " (SELECT string_agg(id || name || slug, ',' ORDER BY id) FROM connections WHERE company_id = k.id)"
                " FROM companies k WHERE k.slug = 'demo'"),
         0, "%s", out);
+}
+
+/* The path of route with id for :id and the webhooks queue for :name. */
+static void mx_fill(const char *route, const char *id, char *out, size_t cap)
+{
+    char tmp[512];
+    const char *name = strstr(route, ":name");
+    if (name != NULL)
+        snprintf(tmp, sizeof(tmp), "%.*swebhooks%s", (int)(name - route), route, name + 5);
+    else
+        snprintf(tmp, sizeof(tmp), "%s", route);
+    const char *at = strstr(tmp, ":id");
+    snprintf(out, cap, "%.*s%s%s", (int)(at - tmp), tmp, id, at + 3);
 }
 
 Test(matrix, every_route_keeps_companies_apart)
@@ -161,8 +189,7 @@ Test(matrix, every_route_keeps_companies_apart)
             char id[32];
             cr_assert_eq(hs_sql(id, sizeof(id), "%s", c->id_sql), 0);
             cr_assert(atol(id) > 0, "no demo id for %s %s", c->method, c->route);
-            snprintf(path, sizeof(path), "%.*s%s%s", (int)(strstr(c->route, ":id") - c->route), c->route, id,
-                     strstr(c->route, ":id") + 3);
+            mx_fill(c->route, id, path, sizeof(path));
         } else {
             snprintf(path, sizeof(path), "%s", c->path);
         }
@@ -176,8 +203,7 @@ Test(matrix, every_route_keeps_companies_apart)
         if (c->want == 404 && c->id_sql != NULL) {
             /* the same answer as an id that does not exist */
             char missing[512];
-            snprintf(missing, sizeof(missing), "%.*s%s%s", (int)(strstr(c->route, ":id") - c->route), c->route,
-                     "987654321", strstr(c->route, ":id") + 3);
+            mx_fill(c->route, "987654321", missing, sizeof(missing));
             hs_response_t none =
                 hs_request(srv.port, c->method, missing, c->body, c->body ? strlen(c->body) : 0, headers);
             cr_assert_eq(none.status, 404, "%s %s: %ld", c->method, missing, none.status);

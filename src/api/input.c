@@ -209,7 +209,7 @@ static char *api_decode(h2o_mem_pool_t *pool, const char *s, size_t n, size_t *o
     return out;
 }
 
-int api_query_string(http_request_t *r, const char *name, size_t max_len, const char **out)
+int api_query_lookup(http_request_t *r, const char *name, size_t max_len, const char **out, const char **why)
 {
     *out = NULL;
     h2o_req_t *req = r->req;
@@ -228,15 +228,15 @@ int api_query_string(http_request_t *r, const char *name, size_t max_len, const 
             size_t len;
             char *decoded = api_decode(&req->pool, v, (size_t)(amp - v), &len);
             if (decoded == NULL) {
-                http_reply_invalid(r, name, "%s has a malformed percent-escape", name);
+                *why = "has a malformed percent-escape";
                 return -1;
             }
             if (len > max_len) {
-                http_reply_invalid(r, name, "%s must be at most %zu bytes", name, max_len);
+                *why = "is too long";
                 return -1;
             }
             if (!api_utf8_valid(decoded, len, NULL)) {
-                http_reply_invalid(r, name, "%s must be valid UTF-8 without NUL characters", name);
+                *why = "must be valid UTF-8 without NUL characters";
                 return -1;
             }
             *out = decoded;
@@ -245,6 +245,18 @@ int api_query_string(http_request_t *r, const char *name, size_t max_len, const 
         q = amp + 1;
     }
     return 0;
+}
+
+int api_query_string(http_request_t *r, const char *name, size_t max_len, const char **out)
+{
+    const char *why;
+    if (api_query_lookup(r, name, max_len, out, &why) == 0)
+        return 0;
+    if (strcmp(why, "is too long") == 0)
+        http_reply_invalid(r, name, "%s must be at most %zu bytes", name, max_len);
+    else
+        http_reply_invalid(r, name, "%s %s", name, why);
+    return -1;
 }
 
 /* Parses a decimal integer that is the whole of s. */

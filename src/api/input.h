@@ -45,6 +45,13 @@ int api_json_enum(http_request_t *r, json_t *obj, const char *name, int required
                   const char **out);
 
 /**
+ * The decoded value of query parameter `name` into *out (NULL when absent), without
+ * replying: -1 with *why (static text) when it is malformed, longer than max_len or
+ * not UTF-8.
+ */
+int api_query_lookup(http_request_t *r, const char *name, size_t max_len, const char **out, const char **why);
+
+/**
  * A query parameter, percent-decoded, as a NUL-terminated string in the pool; NULL
  * when absent. Returns 0, or -1 after replying 400 when it is longer than max_len
  * bytes or not valid UTF-8.

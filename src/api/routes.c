@@ -27,6 +27,12 @@ const http_route_t api_routes[] = {
     {"GET", "/api/v1/notifications/unread_count", api_notifications_unread_count, HTTP_AUTH},
     {"POST", "/api/v1/notifications/read_all", api_notifications_read_all, HTTP_AUTH},
     {"POST", "/api/v1/notifications/:id/read", api_notifications_read, HTTP_AUTH},
+    {"GET", "/api/v1/queues", api_queues_list, HTTP_ADMIN},
+    {"GET", "/api/v1/queues/:name/failed", api_queues_failed, HTTP_ADMIN},
+    {"POST", "/api/v1/queues/:name/failed/retry_all", api_queues_retry_all, HTTP_ADMIN},
+    {"POST", "/api/v1/queues/:name/failed/:id/retry", api_queues_retry, HTTP_ADMIN},
+    {"GET", "/api/webhooks/meta/:slug", api_webhooks_verify},
+    {"POST", "/api/webhooks/meta/:slug", api_webhooks_receive},
 };
 
 const size_t api_nroutes = UTIL_ARRAY_SIZE(api_routes);

@@ -48,4 +48,13 @@ void api_health_live(struct http_request *r);
 /* Handlers (src/api/metrics.c) */
 void api_metrics_get(struct http_request *r);
 
+/* Handlers (src/api/queues.c) */
+void api_queues_list(struct http_request *r);
+void api_queues_failed(struct http_request *r);
+void api_queues_retry_all(struct http_request *r);
+void api_queues_retry(struct http_request *r);
+/* Handlers (src/api/webhooks.c) */
+void api_webhooks_verify(struct http_request *r);
+void api_webhooks_receive(struct http_request *r);
+
 #endif

@@ -9,7 +9,10 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "ops/metrics.h"
+#include "meta/apply.h"
 #include "ops/proc.h"
+#include "queue/push.h"
+#include "queue/worker.h"
 #include "store/pg.h"
 #include "version.h"
 
@@ -33,12 +36,15 @@ static void serve_thread_start(http_thread_t *t)
     t->redis = redis_client_new(t->loop, &serve_redis_addr, config.redis_timeout_ms, t->metrics);
     t->workq = workq_inbox_new(t->ctx.queue);
     t->cache = cache_thread_new(t->loop, t->ctx.queue, t->redis, t->metrics);
+    t->webhooks = queue_pusher_new(t->pg, META_QUEUE, config.queue_attempts);
 }
 
 static void serve_thread_stop(http_thread_t *t)
 {
     workq_inbox_close(t->workq, t->loop, 10000);
     t->workq = NULL;
+    queue_pusher_free(t->webhooks);
+    t->webhooks = NULL;
     pg_pool_free(t->pg);
     t->pg = NULL;
     redis_client_free(t->redis);
@@ -55,7 +61,8 @@ int cli_serve(int argc, char **argv)
                "PostgreSQL connections (PG_POOL_SIZE) and Redis connection. The database and\n"
                "Redis may be down at start: connections are retried with backoff and\n"
                "/api/health reports them. SIGTERM or SIGINT stop it gracefully.\n"
-               "ENCRYPTION_KEY must be set: it encrypts the connections' secrets.\n");
+               "ENCRYPTION_KEY must be set: it encrypts the connections' secrets.\n"
+               "It also runs QUEUE_CONCURRENCY workers of the job queue (webhooks); 0 runs none.\n");
         return 0;
     }
     if (argc > 1) {
@@ -83,7 +90,11 @@ int cli_serve(int argc, char **argv)
     static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop, api_auth_authenticate};
     metrics_cache_init(cache_kind_names, CACHE_KIND_MAX);
     workq_start(2);
+    queue_worker_t *worker = NULL;
+    if (config.queue_concurrency > 0)
+        worker = queue_worker_start(&meta_webhooks_queue, config.queue_concurrency);
     int rc = http_server_run(api_routes, api_nroutes, &hooks);
+    queue_worker_stop(worker);
     workq_stop();
     metrics_shutdown();
     secrets_shutdown();

@@ -135,6 +135,11 @@ int config_load(void)
         .cache_ttl_messages = 20,
         .cache_ttl_notifications = 30,
         .cache_ttl_connections = 120,
+        .queue_concurrency = 2,
+        .queue_attempts = 3,
+        .queue_backoff_ms = 2000,
+        .queue_lease_ms = 30000,
+        .queue_retention_s = 86400,
         .max_body_bytes = 3 * 1024 * 1024,
         .max_connections = 10000,
         .http_timeout_ms = 10000,
@@ -165,6 +170,11 @@ int config_load(void)
         config_unsigned("CACHE_TTL_MESSAGES", 1, 3600, &config.cache_ttl_messages) != 0 ||
         config_unsigned("CACHE_TTL_NOTIFICATIONS", 1, 3600, &config.cache_ttl_notifications) != 0 ||
         config_unsigned("CACHE_TTL_CONNECTIONS", 1, 3600, &config.cache_ttl_connections) != 0 ||
+        config_unsigned("QUEUE_CONCURRENCY", 0, 64, &config.queue_concurrency) != 0 ||
+        config_unsigned("QUEUE_ATTEMPTS", 1, 100, &config.queue_attempts) != 0 ||
+        config_unsigned("QUEUE_BACKOFF_MS", 1, 3600000, &config.queue_backoff_ms) != 0 ||
+        config_unsigned("QUEUE_LEASE_MS", 100, 86400000, &config.queue_lease_ms) != 0 ||
+        config_unsigned("QUEUE_RETENTION_SECONDS", 1, 365u * 86400, &config.queue_retention_s) != 0 ||
         config_uint("MAX_BODY_BYTES", 1024, 1024ull * 1024 * 1024, &body) != 0 ||
         config_unsigned("MAX_CONNECTIONS", 1, 1000000, &config.max_connections) != 0 ||
         config_unsigned("HTTP_TIMEOUT_MS", 100, 3600000, &config.http_timeout_ms) != 0 ||

@@ -30,6 +30,11 @@ typedef struct config {
     /* Time to live of cached responses, in seconds (CACHE_TTL_<NAME>); see cache/cache.h. */
     unsigned cache_ttl_status, cache_ttl_conversations, cache_ttl_messages, cache_ttl_notifications,
         cache_ttl_connections;
+    unsigned queue_concurrency;   /* QUEUE_CONCURRENCY: jobs this process runs at once; 0 runs no worker */
+    unsigned queue_attempts;      /* QUEUE_ATTEMPTS: tries before a job is left as failed */
+    unsigned queue_backoff_ms;    /* QUEUE_BACKOFF_MS: wait before the 2nd try; doubles each time */
+    unsigned queue_lease_ms;      /* QUEUE_LEASE_MS: a running job whose worker is silent this long is taken again */
+    unsigned queue_retention_s;   /* QUEUE_RETENTION_SECONDS: completed jobs are kept this long */
     size_t max_body_bytes;        /* MAX_BODY_BYTES */
     unsigned max_connections;     /* MAX_CONNECTIONS: whole process */
     unsigned http_timeout_ms;     /* HTTP_TIMEOUT_MS: header read and keep-alive idle */

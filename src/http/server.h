@@ -24,6 +24,7 @@ struct pg_pool;
 struct redis_client;
 struct cache_thread;
 struct workq_inbox;
+struct queue_pusher;
 struct metrics_shard;
 
 typedef struct http_thread {
@@ -43,6 +44,7 @@ typedef struct http_thread {
     struct redis_client *redis;
     struct cache_thread *cache;
     struct workq_inbox *workq;
+    struct queue_pusher *webhooks; /* durable enqueueing of received webhooks */
     loop_timer_t tick;
     pthread_t tid;
     int stopping;

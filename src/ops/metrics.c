@@ -243,6 +243,17 @@ static const metrics_family_t metrics_counter_families[METRICS_COUNTER_MAX] = {
                              "Cache generations advanced by writes (each makes older cached responses unreachable)."},
     [METRICS_CACHE_BUMP_FAILURES] = {"cache_generation_bump_failures_total", "counter",
                                      "Generation bumps that failed because Redis was unavailable; each is retried."},
+    [METRICS_WEBHOOKS_QUEUED] = {"webhooks_queued_total", "counter",
+                                 "Webhook deliveries stored in the job queue and acknowledged."},
+    [METRICS_WEBHOOKS_REJECTED] = {"webhooks_rejected_total", "counter",
+                                   "Webhook deliveries refused because their signature did not verify."},
+    [METRICS_JOBS_COMPLETED] = {"queue_jobs_completed_total", "counter", "Jobs this process ran to completion."},
+    [METRICS_JOBS_RETRIED] = {"queue_job_retries_total", "counter",
+                              "Job attempts that failed and were scheduled again with backoff."},
+    [METRICS_JOBS_FAILED] = {"queue_jobs_failed_total", "counter",
+                             "Jobs left as failed (dead letter) after their last attempt."},
+    [METRICS_JOBS_RECOVERED] = {"queue_jobs_recovered_total", "counter",
+                                "Running jobs taken back because their worker's lease expired."},
 };
 
 static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
@@ -253,11 +264,17 @@ static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
     [METRICS_PG_WAITING] = {"db_queries_waiting", "gauge", "Queries waiting for a PostgreSQL connection."},
     [METRICS_PG_INFLIGHT] = {"db_queries_in_flight", "gauge", "Queries sent to PostgreSQL and not yet answered."},
     [METRICS_REDIS_UP] = {"redis_connections_ready", "gauge", "Redis connections ready for commands."},
+    [METRICS_QUEUE_QUEUED] = {"queue_jobs_queued", "gauge", "Jobs waiting to run (database-wide, sampled)."},
+    [METRICS_QUEUE_RUNNING] = {"queue_jobs_running", "gauge", "Jobs running (database-wide, sampled)."},
+    [METRICS_QUEUE_DEAD] = {"queue_jobs_dead", "gauge", "Jobs left as failed (database-wide, sampled)."},
+    [METRICS_QUEUE_OLDEST_MS] = {"queue_oldest_waiting_milliseconds", "gauge",
+                                 "Age of the oldest job waiting to run (database-wide, sampled)."},
 };
 
 static const metrics_family_t metrics_rtt_families[METRICS_RTT_MAX] = {
     [METRICS_RTT_PG] = {"db_query_duration_seconds", "histogram", "PostgreSQL round trip per query, in seconds."},
     [METRICS_RTT_REDIS] = {"redis_command_duration_seconds", "histogram", "Redis round trip per command, in seconds."},
+    [METRICS_RTT_JOB] = {"queue_job_duration_seconds", "histogram", "Time to run one job attempt, in seconds."},
 };
 
 static void metrics_label_escape(strbuf_t *out, const char *s)

@@ -31,6 +31,12 @@ typedef enum metrics_counter {
     METRICS_REDIS_CONNECT_ERRORS,
     METRICS_CACHE_BUMPS,         /* generation bumps applied */
     METRICS_CACHE_BUMP_FAILURES, /* bump attempts that failed (each is retried) */
+    METRICS_WEBHOOKS_QUEUED,     /* webhook POSTs stored and acknowledged */
+    METRICS_WEBHOOKS_REJECTED,   /* webhook POSTs refused for their signature */
+    METRICS_JOBS_COMPLETED,      /* jobs that ran to completion */
+    METRICS_JOBS_RETRIED,        /* attempts that failed and were scheduled again */
+    METRICS_JOBS_FAILED,         /* jobs left as failed after their last attempt */
+    METRICS_JOBS_RECOVERED,      /* running jobs taken back after their lease expired */
     METRICS_COUNTER_MAX
 } metrics_counter_t;
 
@@ -42,10 +48,14 @@ typedef enum metrics_gauge {
     METRICS_PG_WAITING,    /* queries waiting for a connection */
     METRICS_PG_INFLIGHT,   /* queries sent, not yet answered */
     METRICS_REDIS_UP,      /* Redis connections ready */
+    METRICS_QUEUE_QUEUED,  /* jobs waiting (sampled by the queue worker) */
+    METRICS_QUEUE_RUNNING, /* jobs running */
+    METRICS_QUEUE_DEAD,    /* jobs left as failed */
+    METRICS_QUEUE_OLDEST_MS,
     METRICS_GAUGE_MAX
 } metrics_gauge_t;
 
-typedef enum metrics_rtt { METRICS_RTT_PG, METRICS_RTT_REDIS, METRICS_RTT_MAX } metrics_rtt_t;
+typedef enum metrics_rtt { METRICS_RTT_PG, METRICS_RTT_REDIS, METRICS_RTT_JOB, METRICS_RTT_MAX } metrics_rtt_t;
 
 /* Cache events, counted per cached resource (the `cache` label). */
 typedef enum metrics_cache_event {

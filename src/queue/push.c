@@ -1,0 +1,194 @@
+#include "queue/push.h"
+#include "core/util.h"
+#include "core/waiter.h"
+#include "store/pgarray.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PUSH_BATCH_MAX_JOBS  1000
+#define PUSH_BATCH_MAX_BYTES (8u << 20)
+
+/* One queue_push() call: its jobs go into one statement, whole. */
+typedef struct push_req {
+    waiter_t waiter;
+    h2o_linklist_t link; /* in the pusher's pending list, then in its batch */
+    queue_push_cb cb;    /* NULL once cancelled */
+    void *data;
+    size_t n;
+    size_t bytes;
+    pg_array_t company, key, payload, meta;
+} push_req_t;
+
+typedef struct push_batch {
+    queue_pusher_t *pusher;
+    h2o_linklist_t reqs;
+} push_batch_t;
+
+struct queue_pusher {
+    pg_pool_t *pool;
+    char *queue;
+    char max_attempts[16];
+    h2o_linklist_t pending;
+    unsigned inflight;
+    unsigned inflight_max;
+    int freeing;
+};
+
+/*
+ * The locks are taken by an uncorrelated subquery, evaluated once before the first
+ * row is produced, hence before any id is drawn. hashtextextended maps a key to the
+ * lock space; two keys sharing a hash only wait for each other.
+ */
+static pg_stmt_t push_stmt = {
+    "INSERT INTO jobs (company_id, queue, key, payload, meta, max_attempts)"
+    " SELECT u.c, $1, u.k, u.p, u.m::jsonb, $6::int"
+    " FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY AS u (c, k, p, m, o)"
+    " WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended(x, 0))"
+    " FROM (SELECT DISTINCT x FROM unnest($3::text[]) x WHERE x IS NOT NULL ORDER BY x) d) l) >= 0"
+    " ORDER BY u.o",
+    6};
+
+static void push_req_free(push_req_t *q)
+{
+    pg_array_free(&q->company);
+    pg_array_free(&q->key);
+    pg_array_free(&q->payload);
+    pg_array_free(&q->meta);
+    free(q);
+}
+
+static void push_req_cancel(waiter_t *w)
+{
+    push_req_t *q = util_container_of(w, push_req_t, waiter);
+    q->cb = NULL; /* the jobs are still inserted: only the answer is dropped */
+}
+
+static void push_req_answer(push_req_t *q, const char *error)
+{
+    waiter_detach(&q->waiter);
+    queue_push_cb cb = q->cb;
+    q->cb = NULL;
+    if (cb != NULL)
+        cb(q->data, error);
+}
+
+static void push_send(queue_pusher_t *p);
+
+static void push_on_result(void *data, const pg_reply_t *reply)
+{
+    push_batch_t *b = data;
+    queue_pusher_t *p = b->pusher;
+    while (!h2o_linklist_is_empty(&b->reqs)) {
+        push_req_t *q = H2O_STRUCT_FROM_MEMBER(push_req_t, link, b->reqs.next);
+        h2o_linklist_unlink(&q->link);
+        push_req_answer(q, reply->error);
+        push_req_free(q);
+    }
+    free(b);
+    p->inflight--;
+    if (p->freeing) {
+        if (p->inflight == 0) {
+            free(p->queue);
+            free(p);
+        }
+        return;
+    }
+    push_send(p);
+}
+
+/* Appends src's elements (after its header) to dst. */
+static void push_concat(pg_array_t *dst, const pg_array_t *src)
+{
+    strbuf_append(&dst->buf, src->buf.data + 20, src->buf.len - 20);
+    dst->n += src->n;
+    dst->has_null |= src->has_null;
+}
+
+/* Sends one statement with as many pending requests as fit, while a connection may take one. */
+static void push_send(queue_pusher_t *p)
+{
+    while (!h2o_linklist_is_empty(&p->pending) && p->inflight < p->inflight_max) {
+        push_batch_t *b = util_calloc(1, sizeof(*b));
+        b->pusher = p;
+        h2o_linklist_init_anchor(&b->reqs);
+        pg_array_t company, key, payload, meta;
+        pg_array_init(&company, PG_OID_INT8);
+        pg_array_init(&key, PG_OID_TEXT);
+        pg_array_init(&payload, PG_OID_BYTEA);
+        pg_array_init(&meta, PG_OID_TEXT);
+        size_t jobs = 0, bytes = 0;
+        while (!h2o_linklist_is_empty(&p->pending)) {
+            push_req_t *q = H2O_STRUCT_FROM_MEMBER(push_req_t, link, p->pending.next);
+            if (jobs > 0 && (jobs + q->n > PUSH_BATCH_MAX_JOBS || bytes + q->bytes > PUSH_BATCH_MAX_BYTES))
+                break;
+            h2o_linklist_unlink(&q->link);
+            h2o_linklist_insert(&b->reqs, &q->link);
+            push_concat(&company, &q->company);
+            push_concat(&key, &q->key);
+            push_concat(&payload, &q->payload);
+            push_concat(&meta, &q->meta);
+            jobs += q->n;
+            bytes += q->bytes;
+        }
+        pg_param_t params[] = {PG_TEXT(p->queue),        pg_array_param(&company), pg_array_param(&key),
+                               pg_array_param(&payload), pg_array_param(&meta),    PG_TEXT(p->max_attempts)};
+        p->inflight++;
+        pg_exec(p->pool, &push_stmt, params, 6, push_on_result, b, NULL); /* copies the parameters */
+        pg_array_free(&company);
+        pg_array_free(&key);
+        pg_array_free(&payload);
+        pg_array_free(&meta);
+    }
+}
+
+queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts)
+{
+    queue_pusher_t *p = util_calloc(1, sizeof(*p));
+    p->pool = pool;
+    p->queue = util_strdup(queue);
+    snprintf(p->max_attempts, sizeof(p->max_attempts), "%u", max_attempts);
+    h2o_linklist_init_anchor(&p->pending);
+    p->inflight_max = 2;
+    return p;
+}
+
+void queue_pusher_free(queue_pusher_t *p)
+{
+    while (!h2o_linklist_is_empty(&p->pending)) {
+        push_req_t *q = H2O_STRUCT_FROM_MEMBER(push_req_t, link, p->pending.next);
+        h2o_linklist_unlink(&q->link);
+        push_req_answer(q, "shutting down");
+        push_req_free(q);
+    }
+    if (p->inflight == 0) {
+        free(p->queue);
+        free(p);
+    } else {
+        p->freeing = 1;
+    }
+}
+
+void queue_push(queue_pusher_t *p, const queue_job_in_t *jobs, size_t n, queue_push_cb cb, void *data,
+                h2o_linklist_t *waiters)
+{
+    push_req_t *q = util_calloc(1, sizeof(*q));
+    q->cb = cb;
+    q->data = data;
+    q->n = n;
+    q->waiter.cancel = push_req_cancel;
+    pg_array_init(&q->company, PG_OID_INT8);
+    pg_array_init(&q->key, PG_OID_TEXT);
+    pg_array_init(&q->payload, PG_OID_BYTEA);
+    pg_array_init(&q->meta, PG_OID_TEXT);
+    for (size_t i = 0; i < n; ++i) {
+        pg_array_add_i64(&q->company, jobs[i].company);
+        pg_array_add(&q->key, jobs[i].key, jobs[i].key_len);
+        pg_array_add(&q->payload, jobs[i].payload, jobs[i].payload_len);
+        pg_array_add(&q->meta, jobs[i].meta_json, jobs[i].meta_json != NULL ? strlen(jobs[i].meta_json) : 0);
+        q->bytes += jobs[i].payload_len + jobs[i].key_len + 64;
+    }
+    waiter_attach(&q->waiter, waiters);
+    h2o_linklist_insert(&p->pending, &q->link);
+    push_send(p);
+}

@@ -1,0 +1,510 @@
+#include "queue/worker.h"
+#include "cache/redis.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "core/util.h"
+#include "ops/metrics.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WORKER_TICK_MS     1000 /* safety poll, lease recovery */
+#define WORKER_STATS_TICKS 2    /* gauges every 2 s */
+#define WORKER_PRUNE_TICKS 60   /* completed jobs pruned every minute */
+#define WORKER_PRUNE_BATCH "5000"
+#define WORKER_CHANNEL     "conversa_jobs"
+
+typedef enum slot_state { SLOT_IDLE, SLOT_CLAIMING, SLOT_RUNNING, SLOT_FAILING } slot_state_t;
+
+struct queue_slot {
+    queue_worker_t *worker;
+    unsigned index;
+    slot_state_t state;
+    queue_job_t job;
+    uint64_t started_ns;
+    char owner[96];
+};
+
+struct queue_worker {
+    queue_def_t def;
+    unsigned concurrency;
+    pthread_t tid;
+    atomic_int stopping;
+    int closing; /* the loop is being torn down: slots only go idle */
+    uint64_t stop_deadline_ns;
+    h2o_loop_t *loop;
+    h2o_multithread_queue_t *mq;
+    h2o_multithread_receiver_t receiver;
+    h2o_multithread_message_t stop_msg;
+    metrics_shard_t *metrics;
+    pg_pool_t *pg;
+    redis_client_t *redis;
+    cache_thread_t *cache;
+    config_redis_addr_t redis_addr;
+    loop_timer_t tick, due;
+    unsigned ticks;
+    int housekeeping; /* a recovery, stats or prune statement is in flight */
+    int due_asked;    /* a next-due query is in flight */
+    PGconn *listen;   /* LISTEN conversa_jobs */
+    h2o_socket_t *listen_sock;
+    char lease_ms[16], backoff_ms[16], retention_s[16];
+    queue_slot_t *slots;
+};
+
+/* ---- statements ---- */
+
+/*
+ * The candidate is locked (SKIP LOCKED: two slots never wait on each other) and must
+ * have no earlier job of its key queued or running. Ids are drawn in commit order for
+ * a key (queue/push.h), so an earlier job is always visible here.
+ */
+static pg_stmt_t worker_claim_stmt = {
+    "UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, locked_by = $2,"
+    " locked_until = now() + $3::bigint * interval '1 millisecond', updated_at = now()"
+    " FROM (SELECT c.company_id, c.id FROM jobs c"
+    " WHERE c.queue = $1 AND c.status = 'queued' AND c.run_at <= now()"
+    " AND (c.key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.queue = c.queue AND e.key = c.key"
+    " AND e.id < c.id AND e.status IN ('queued', 'running')))"
+    " ORDER BY c.run_at, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED) s"
+    " WHERE j.company_id = s.company_id AND j.id = s.id"
+    " RETURNING j.company_id, j.id, j.attempts, j.max_attempts",
+    3};
+
+static pg_stmt_t worker_fail_stmt = {
+    "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
+    " run_at = CASE WHEN attempts >= max_attempts THEN run_at"
+    " ELSE now() + $4::bigint * (2 ^ (attempts - 1)) * (0.8 + random() * 0.4) * interval '1 millisecond' END,"
+    " last_error = left($3, 2000), locked_by = NULL, locked_until = NULL, updated_at = now()"
+    " WHERE company_id = $1 AND id = $2 AND status = 'running' AND locked_by = $5"
+    " RETURNING status",
+    5};
+
+/* Milliseconds until the earliest scheduled retry; NULL when none is waiting. */
+static pg_stmt_t worker_due_stmt = {"SELECT ceil(extract(epoch FROM min(run_at) - now()) * 1000)::bigint FROM jobs"
+                                    " WHERE queue = $1 AND status = 'queued' AND run_at > now()",
+                                    1};
+
+static pg_stmt_t worker_recover_stmt = {
+    "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
+    " run_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now(),"
+    " last_error = 'its worker stopped answering (lease expired after attempt ' || attempts || ')'"
+    " WHERE status = 'running' AND locked_until < now() AND queue = $1"
+    " RETURNING status",
+    1};
+
+static pg_stmt_t worker_stats_stmt = {
+    "SELECT (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'queued'),"
+    " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'running'),"
+    " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'failed'),"
+    " (SELECT coalesce(floor(extract(epoch FROM now() - min(created_at)) * 1000), 0)::bigint FROM jobs"
+    " WHERE queue = $1 AND status = 'queued')",
+    1};
+
+static pg_stmt_t worker_prune_stmt = {
+    "DELETE FROM jobs WHERE (company_id, id) IN (SELECT company_id, id FROM jobs"
+    " WHERE status = 'completed' AND completed_at < now() - $2::bigint * interval '1 second' AND queue = $1"
+    " LIMIT " WORKER_PRUNE_BATCH ")",
+    2};
+
+/* ---- slots ---- */
+
+static void slot_claim(queue_slot_t *s);
+static void worker_kick(queue_worker_t *w);
+
+static int worker_claiming(const queue_worker_t *w)
+{
+    return !atomic_load(&w->stopping) && !w->closing;
+}
+
+static void worker_on_due(void *data, const pg_reply_t *reply)
+{
+    queue_worker_t *w = data;
+    w->due_asked = 0;
+    if (reply->error != NULL || PQntuples(reply->res) != 1 || PQgetisnull(reply->res, 0, 0) || w->closing)
+        return;
+    long long ms = strtoll(PQgetvalue(reply->res, 0, 0), NULL, 10);
+    if (ms < 1)
+        ms = 1;
+    if (ms < WORKER_TICK_MS)
+        loop_timer_start(&w->due, (uint64_t)ms);
+}
+
+/* Nothing to claim now: wake when the earliest scheduled retry is due. */
+static void worker_ask_due(queue_worker_t *w)
+{
+    if (w->due_asked || w->closing)
+        return;
+    w->due_asked = 1;
+    pg_param_t p[] = {PG_TEXT(w->def.name)};
+    pg_exec(w->pg, &worker_due_stmt, p, 1, worker_on_due, w, NULL);
+}
+
+static void slot_on_claim(void *data, const pg_reply_t *reply)
+{
+    queue_slot_t *s = data;
+    queue_worker_t *w = s->worker;
+    s->state = SLOT_IDLE;
+    if (reply->error != NULL || w->closing) {
+        if (reply->error != NULL && !w->closing)
+            log_debug("queue", "%s: claim failed: %s", w->def.name, reply->error);
+        return; /* the next tick tries again */
+    }
+    if (PQntuples(reply->res) == 0) {
+        worker_ask_due(w);
+        return;
+    }
+    PGresult *res = reply->res;
+    s->job = (queue_job_t){.company = strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                           .id = strtoll(PQgetvalue(res, 0, 1), NULL, 10),
+                           .attempt = atoi(PQgetvalue(res, 0, 2)),
+                           .max_attempts = atoi(PQgetvalue(res, 0, 3))};
+    s->state = SLOT_RUNNING;
+    s->started_ns = util_now_ns();
+    log_debug("queue", "%s: job %" PRId64 " attempt %d/%d on slot %u", w->def.name, s->job.id, s->job.attempt,
+              s->job.max_attempts, s->index);
+    w->def.run(s, &s->job);
+}
+
+static void slot_claim(queue_slot_t *s)
+{
+    queue_worker_t *w = s->worker;
+    if (s->state != SLOT_IDLE || !worker_claiming(w))
+        return;
+    s->state = SLOT_CLAIMING;
+    pg_param_t p[] = {PG_TEXT(w->def.name), PG_TEXT(s->owner), PG_TEXT(w->lease_ms)};
+    pg_exec(w->pg, &worker_claim_stmt, p, 3, slot_on_claim, s, NULL);
+}
+
+static void slot_on_failed(void *data, const pg_reply_t *reply)
+{
+    queue_slot_t *s = data;
+    queue_worker_t *w = s->worker;
+    s->state = SLOT_IDLE;
+    if (reply->error != NULL) {
+        log_warn("queue", "%s: job %" PRId64 " could not be rescheduled (%s); its lease will expire", w->def.name,
+                 s->job.id, reply->error);
+    } else if (PQntuples(reply->res) == 1) {
+        if (strcmp(PQgetvalue(reply->res, 0, 0), "failed") == 0) {
+            metrics_add(w->metrics, METRICS_JOBS_FAILED, 1);
+            log_warn("queue", "%s: job %" PRId64 " failed for good after %d attempts", w->def.name, s->job.id,
+                     s->job.attempt);
+        } else {
+            metrics_add(w->metrics, METRICS_JOBS_RETRIED, 1);
+        }
+    }
+    slot_claim(s);
+    worker_ask_due(w);
+}
+
+void queue_slot_done(queue_slot_t *s, const char *error)
+{
+    queue_worker_t *w = s->worker;
+    metrics_observe_rtt(w->metrics, METRICS_RTT_JOB, util_now_ns() - s->started_ns);
+    if (w->closing) {
+        s->state = SLOT_IDLE;
+        return;
+    }
+    if (error == NULL) {
+        metrics_add(w->metrics, METRICS_JOBS_COMPLETED, 1);
+        s->state = SLOT_IDLE;
+        slot_claim(s);
+        return;
+    }
+    log_info("queue", "%s: job %" PRId64 " attempt %d/%d failed: %s", w->def.name, s->job.id, s->job.attempt,
+             s->job.max_attempts, error);
+    s->state = SLOT_FAILING;
+    char company[24], id[24];
+    snprintf(company, sizeof(company), "%" PRId64, s->job.company);
+    snprintf(id, sizeof(id), "%" PRId64, s->job.id);
+    pg_param_t p[] = {PG_TEXT(company), PG_TEXT(id), PG_TEXT(error), PG_TEXT(w->backoff_ms), PG_TEXT(s->owner)};
+    pg_exec(w->pg, &worker_fail_stmt, p, 5, slot_on_failed, s, NULL);
+}
+
+pg_pool_t *queue_slot_pg(queue_slot_t *s)
+{
+    return s->worker->pg;
+}
+
+cache_thread_t *queue_slot_cache(queue_slot_t *s)
+{
+    return s->worker->cache;
+}
+
+const char *queue_slot_owner(queue_slot_t *s)
+{
+    return s->owner;
+}
+
+static void worker_kick(queue_worker_t *w)
+{
+    for (unsigned i = 0; i < w->concurrency; ++i)
+        slot_claim(&w->slots[i]);
+}
+
+/* ---- LISTEN ---- */
+
+static void worker_unlisten(queue_worker_t *w)
+{
+    if (w->listen_sock != NULL) {
+        h2o_socket_read_stop(w->listen_sock);
+        h2o_socket_close(w->listen_sock); /* our dup(); libpq closes its own */
+        w->listen_sock = NULL;
+    }
+    if (w->listen != NULL) {
+        PQfinish(w->listen);
+        w->listen = NULL;
+    }
+}
+
+static void worker_on_notify(h2o_socket_t *sock, const char *err)
+{
+    queue_worker_t *w = sock->data;
+    (void)err;
+    if (PQconsumeInput(w->listen) == 0) {
+        log_info("queue", "%s: notification connection lost; polling until it is back", w->def.name);
+        worker_unlisten(w);
+        return;
+    }
+    int wake = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(w->listen)) != NULL) {
+        wake |= strcmp(n->extra, w->def.name) == 0;
+        PQfreemem(n);
+    }
+    if (wake)
+        worker_kick(w);
+}
+
+/*
+ * The listening connection is opened blocking (connect_timeout 2 s) on this thread:
+ * while it cannot be opened the database is away and no job could run anyway, and
+ * the once-a-second poll covers what notifications would have said.
+ */
+static void worker_listen(queue_worker_t *w)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {config.database_url, "2", "conversa-worker-listen", NULL};
+    w->listen = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(w->listen) != CONNECTION_OK) {
+        log_debug("queue", "notification connection failed: %s", PQerrorMessage(w->listen));
+        worker_unlisten(w);
+        return;
+    }
+    PGresult *res = PQexec(w->listen, "LISTEN " WORKER_CHANNEL);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    int fd = ok && PQsetnonblocking(w->listen, 1) == 0 ? dup(PQsocket(w->listen)) : -1;
+    if (fd < 0) {
+        worker_unlisten(w);
+        return;
+    }
+    w->listen_sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listen_sock->data = w;
+    h2o_socket_read_start(w->listen_sock, worker_on_notify);
+    worker_kick(w); /* what was inserted while nobody listened */
+}
+
+/* ---- housekeeping ---- */
+
+static void worker_on_housekeeping(void *data, const pg_reply_t *reply);
+
+typedef enum { HK_RECOVER, HK_STATS, HK_PRUNE } hk_step_t;
+
+typedef struct hk {
+    queue_worker_t *w;
+    hk_step_t step;
+    int stats, prune;
+} hk_t;
+
+static void worker_hk_next(hk_t *h)
+{
+    queue_worker_t *w = h->w;
+    pg_param_t p[] = {PG_TEXT(w->def.name), PG_TEXT(w->retention_s)};
+    if (h->step == HK_RECOVER && h->stats) {
+        h->step = HK_STATS;
+        pg_exec(w->pg, &worker_stats_stmt, p, 1, worker_on_housekeeping, h, NULL);
+        return;
+    }
+    if (h->step != HK_PRUNE && h->prune) {
+        h->step = HK_PRUNE;
+        pg_exec(w->pg, &worker_prune_stmt, p, 2, worker_on_housekeeping, h, NULL);
+        return;
+    }
+    w->housekeeping = 0;
+    free(h);
+}
+
+static void worker_on_housekeeping(void *data, const pg_reply_t *reply)
+{
+    hk_t *h = data;
+    queue_worker_t *w = h->w;
+    if (reply->error != NULL || w->closing) {
+        w->housekeeping = 0;
+        free(h);
+        return;
+    }
+    PGresult *res = reply->res;
+    switch (h->step) {
+    case HK_RECOVER:
+        if (PQntuples(res) > 0) {
+            int failed = 0;
+            for (int i = 0; i < PQntuples(res); ++i)
+                failed += strcmp(PQgetvalue(res, i, 0), "failed") == 0;
+            metrics_add(w->metrics, METRICS_JOBS_RECOVERED, (uint64_t)PQntuples(res));
+            metrics_add(w->metrics, METRICS_JOBS_FAILED, (uint64_t)failed);
+            log_warn("queue", "%s: took back %d jobs whose lease expired (%d of them out of attempts)", w->def.name,
+                     PQntuples(res), failed);
+            worker_kick(w);
+        }
+        break;
+    case HK_STATS:
+        if (PQntuples(res) == 1) {
+            metrics_gauge_set(w->metrics, METRICS_QUEUE_QUEUED, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+            metrics_gauge_set(w->metrics, METRICS_QUEUE_RUNNING, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+            metrics_gauge_set(w->metrics, METRICS_QUEUE_DEAD, strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+            metrics_gauge_set(w->metrics, METRICS_QUEUE_OLDEST_MS, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
+        }
+        break;
+    case HK_PRUNE:
+        if (strtoll(PQcmdTuples(res), NULL, 10) > 0)
+            log_debug("queue", "%s: pruned %s completed jobs", w->def.name, PQcmdTuples(res));
+        break;
+    }
+    worker_hk_next(h);
+}
+
+static void worker_on_tick(loop_timer_t *t)
+{
+    queue_worker_t *w = util_container_of(t, queue_worker_t, tick);
+    loop_timer_start(&w->tick, WORKER_TICK_MS);
+    if (w->closing)
+        return;
+    w->ticks++;
+    if (atomic_load(&w->stopping))
+        return;
+    if (w->listen == NULL)
+        worker_listen(w);
+    worker_kick(w);
+    if (!w->housekeeping) {
+        hk_t *h = util_calloc(1, sizeof(*h));
+        h->w = w;
+        h->step = HK_RECOVER;
+        h->stats = w->ticks % WORKER_STATS_TICKS == 0;
+        h->prune = w->ticks % WORKER_PRUNE_TICKS == 1;
+        w->housekeeping = 1;
+        pg_param_t p[] = {PG_TEXT(w->def.name)};
+        pg_exec(w->pg, &worker_recover_stmt, p, 1, worker_on_housekeeping, h, NULL);
+    }
+}
+
+static void worker_on_due_timer(loop_timer_t *t)
+{
+    queue_worker_t *w = util_container_of(t, queue_worker_t, due);
+    worker_kick(w);
+}
+
+/* ---- the thread ---- */
+
+static void worker_on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next); /* the stop message: the loop condition does the rest */
+}
+
+static int worker_busy(const queue_worker_t *w)
+{
+    for (unsigned i = 0; i < w->concurrency; ++i)
+        if (w->slots[i].state != SLOT_IDLE)
+            return 1;
+    return w->housekeeping || w->due_asked;
+}
+
+static void *worker_main(void *arg)
+{
+    queue_worker_t *w = arg;
+    w->metrics = metrics_shard_new();
+    metrics_shard_bind(w->metrics);
+    pg_pool_config_t pc = {
+        .conninfo = config.database_url,
+        .size = w->concurrency,
+        .pipeline_depth = 4,
+        .queue_max = 1024,
+        .statement_timeout_ms = config.statement_timeout_ms,
+        .application_name = "conversa-worker",
+    };
+    w->pg = pg_pool_new(w->loop, &pc, w->metrics);
+    config_parse_redis_url(config.redis_url, &w->redis_addr);
+    w->redis = redis_client_new(w->loop, &w->redis_addr, config.redis_timeout_ms, w->metrics);
+    w->cache = cache_thread_new(w->loop, w->mq, w->redis, w->metrics);
+    loop_timer_init(&w->tick, w->loop, worker_on_tick);
+    loop_timer_init(&w->due, w->loop, worker_on_due_timer);
+    loop_timer_start(&w->tick, 100); /* first look once the pool had a moment to connect */
+
+    while (!atomic_load(&w->stopping))
+        h2o_evloop_run(w->loop, INT32_MAX);
+    /* finish what is running, within the shutdown timeout */
+    while (worker_busy(w) && util_now_ns() < w->stop_deadline_ns)
+        h2o_evloop_run(w->loop, 50);
+    if (worker_busy(w))
+        log_warn("queue", "%s: jobs still running at shutdown are left to their lease", w->def.name);
+
+    w->closing = 1;
+    loop_timer_dispose(&w->tick);
+    loop_timer_dispose(&w->due);
+    worker_unlisten(w);
+    pg_pool_free(w->pg); /* fails what is in flight: callbacks see closing */
+    redis_client_free(w->redis);
+    cache_thread_free(w->cache);
+    for (int i = 0; i != 4; ++i)
+        h2o_evloop_run(w->loop, 0);
+    h2o_multithread_unregister_receiver(w->mq, &w->receiver);
+    h2o_multithread_destroy_queue(w->mq);
+    h2o_evloop_destroy(w->loop);
+    log_thread_done();
+    return NULL;
+}
+
+queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency)
+{
+    queue_worker_t *w = util_calloc(1, sizeof(*w));
+    w->def = *def;
+    w->concurrency = concurrency;
+    w->slots = util_calloc(concurrency, sizeof(*w->slots));
+    char host[64] = "";
+    gethostname(host, sizeof(host) - 1);
+    for (unsigned i = 0; i < concurrency; ++i) {
+        w->slots[i].worker = w;
+        w->slots[i].index = i;
+        snprintf(w->slots[i].owner, sizeof(w->slots[i].owner), "%s:%ld:%u", host, (long)getpid(), i);
+    }
+    snprintf(w->lease_ms, sizeof(w->lease_ms), "%u", config.queue_lease_ms);
+    snprintf(w->backoff_ms, sizeof(w->backoff_ms), "%u", config.queue_backoff_ms);
+    snprintf(w->retention_s, sizeof(w->retention_s), "%u", config.queue_retention_s);
+    /* made here so that queue_worker_stop() can always reach the loop */
+    w->loop = h2o_evloop_create();
+    w->mq = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->mq, &w->receiver, worker_on_message);
+    if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
+        util_fatal("queue: cannot start the worker thread");
+    return w;
+}
+
+void queue_worker_stop(queue_worker_t *w)
+{
+    if (w == NULL)
+        return;
+    w->stop_deadline_ns = util_now_ns() + (uint64_t)config.shutdown_timeout_ms * 1000000;
+    atomic_store(&w->stopping, 1);
+    /* the loop may be asleep in epoll: a message wakes it */
+    h2o_multithread_send_message(&w->receiver, &w->stop_msg);
+    pthread_join(w->tid, NULL);
+    free(w->slots);
+    free(w);
+}

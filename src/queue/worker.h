@@ -1,0 +1,76 @@
+/*
+ * worker.h - the workers of a PostgreSQL job queue.
+ *
+ * Jobs live in the jobs table (migration 0001), put there by queue/push.h. A worker
+ * process runs QUEUE_CONCURRENCY slots on a thread of its own, with its own event
+ * loop, PostgreSQL connections (one per slot), Redis connection and cache state.
+ *
+ * A slot claims the oldest due job of its queue (FOR UPDATE SKIP LOCKED) whose key has
+ * no earlier job still queued or running, marks it running with a lease
+ * (QUEUE_LEASE_MS) and an attempt more, and hands it to the queue's run function,
+ * which must call queue_slot_done() exactly once. The run function completes the job
+ * in the same transaction as its own writes (see webhook_apply in migration 0006), so
+ * a job is done exactly when its effects are committed.
+ *
+ * A failed attempt is scheduled again after QUEUE_BACKOFF_MS x 2^(attempt-1), with
+ * +/-20 % jitter, until max_attempts; then the job stays as failed with its last
+ * error (the dead letter; the queue API retries it). A job whose lease expired (its
+ * worker died or hung) is taken back by any worker, counting the attempt it used.
+ * Jobs of one key wait for each other, so a failing job holds back its key's later
+ * jobs until it succeeds or fails for good.
+ *
+ * Idle slots wake on NOTIFY conversa_jobs (sent when jobs are inserted, migration
+ * 0006), when the earliest scheduled retry is due, and once a second whatever happens
+ * (a missed notification costs at most that). The same thread takes back expired
+ * leases, samples queue gauges for /api/metrics and prunes completed jobs older than
+ * QUEUE_RETENTION_SECONDS.
+ */
+#ifndef CONVERSA_QUEUE_WORKER_H
+#define CONVERSA_QUEUE_WORKER_H
+
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "store/pg.h"
+
+typedef struct queue_worker queue_worker_t;
+typedef struct queue_slot queue_slot_t;
+
+/** The job a slot holds. */
+typedef struct queue_job {
+    int64_t company;
+    int64_t id;
+    int attempt; /* this attempt, from 1 */
+    int max_attempts;
+} queue_job_t;
+
+/** Runs a job; calls queue_slot_done() exactly once, now or later, on the worker's loop. */
+typedef void (*queue_run_fn)(queue_slot_t *slot, const queue_job_t *job);
+
+typedef struct queue_def {
+    const char *name;
+    queue_run_fn run;
+} queue_def_t;
+
+/** Starts the workers of def (concurrency slots) on a new thread. */
+queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency);
+
+/**
+ * Stops claiming, waits up to SHUTDOWN_TIMEOUT_MS for running jobs, and frees. A job
+ * still running then is left to its lease.
+ */
+void queue_worker_stop(queue_worker_t *w);
+
+/** The slot's PostgreSQL pool (shared by the slots, one connection each). */
+pg_pool_t *queue_slot_pg(queue_slot_t *s);
+
+/** The worker thread's cache state, for invalidating what a job changed. */
+cache_thread_t *queue_slot_cache(queue_slot_t *s);
+
+/** The value of jobs.locked_by while this slot holds its job. */
+const char *queue_slot_owner(queue_slot_t *s);
+
+/** Ends the slot's job: error NULL when it completed (its run function marked it so), else why it failed. */
+void queue_slot_done(queue_slot_t *s, const char *error);
+
+#endif
