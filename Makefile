@@ -80,6 +80,15 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_OBJS)
 test: $(BIN) $(TEST_BINS)
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TEST_BINS)
 
+# ---- bench tools ----
+
+$(BUILD)/bench/%.o: bench/%.c | deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/bench/webhook-gen: $(BUILD)/bench/webhook_gen.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # ---- running the demo ----
 
 run: all
@@ -94,11 +103,12 @@ stop:
 		rm -f $(DATA_DIR)/conversa.pid; echo "conversa: stopped"; fi
 	@scripts/stack.sh stop $(DATA_DIR) || true
 
-bench: all
+bench: all $(BUILD)/bench/webhook-gen
 	@scripts/deps.sh --install servers bench
 	CONVERSA_BIN=$(BIN) bench/run.sh
 	CONVERSA_BIN=$(BIN) bench/api.sh
 	CONVERSA_BIN=$(BIN) bench/dashboard.sh
+	CONVERSA_BIN=$(BIN) WEBHOOK_GEN=$(BUILD)/bench/webhook-gen bench/webhooks.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*.h tests/*.c tests/*.h)

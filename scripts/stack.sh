@@ -74,7 +74,8 @@ port_in_use() {
 # earlier in this run but not listening yet).
 pick_free_port() {
   local avoid=${1:-0} start p i
-  start=$((20000 + RANDOM % 30000))
+  # below the kernel's ephemeral range (32768-): no outgoing connection takes it meanwhile
+  start=$((20000 + RANDOM % 12000))
   for ((i = 0; i < 500; i++)); do
     p=$((start + i))
     if [[ $p -ne $avoid ]] && ! port_in_use "$p"; then

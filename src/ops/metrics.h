@@ -51,7 +51,7 @@ typedef enum metrics_gauge {
     METRICS_QUEUE_QUEUED,  /* jobs waiting (sampled by the queue worker) */
     METRICS_QUEUE_RUNNING, /* jobs running */
     METRICS_QUEUE_DEAD,    /* jobs left as failed */
-    METRICS_QUEUE_OLDEST_MS,
+    METRICS_QUEUE_OLDEST_S,
     METRICS_GAUGE_MAX
 } metrics_gauge_t;
 

@@ -102,7 +102,7 @@ static pg_stmt_t worker_stats_stmt = {
     "SELECT (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'queued'),"
     " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'running'),"
     " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'failed'),"
-    " (SELECT coalesce(floor(extract(epoch FROM now() - min(created_at)) * 1000), 0)::bigint FROM jobs"
+    " (SELECT coalesce(floor(extract(epoch FROM now() - min(created_at))), 0)::bigint FROM jobs"
     " WHERE queue = $1 AND status = 'queued')",
     1};
 
@@ -368,7 +368,7 @@ static void worker_on_housekeeping(void *data, const pg_reply_t *reply)
             metrics_gauge_set(w->metrics, METRICS_QUEUE_QUEUED, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
             metrics_gauge_set(w->metrics, METRICS_QUEUE_RUNNING, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
             metrics_gauge_set(w->metrics, METRICS_QUEUE_DEAD, strtoll(PQgetvalue(res, 0, 2), NULL, 10));
-            metrics_gauge_set(w->metrics, METRICS_QUEUE_OLDEST_MS, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
+            metrics_gauge_set(w->metrics, METRICS_QUEUE_OLDEST_S, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
         }
         break;
     case HK_PRUNE:

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Meta's webhooks at full tilt: how fast conversa acknowledges them durably, and how
+# fast the queue's workers apply them.
+#
+# A company of its own ("bench-webhooks", an admin and two agents, re-created each run)
+# with a connection whose app secret signs COUNT distinct inbound text webhooks from
+# CONTACTS contacts (bench/webhook_gen.c, signed over the exact bytes sent).
+#
+#   1. ingest: `conversa serve` with QUEUE_CONCURRENCY=0 (no worker), wrk at
+#      CONNECTIONS connections for DURATION after a 2 s warm-up: acknowledgements/s and
+#      p50/p90/p99. Every acknowledgement is a committed job.
+#   2. the same with QUEUE_CONCURRENCY=2 (the default: workers apply while webhooks
+#      keep arriving).
+#   3. drain: `conversa serve` with no HTTP load, QUEUE_CONCURRENCY=2 for DRAIN seconds,
+#      then QUEUE_CONCURRENCY=8 for DRAIN seconds on what is left: messages applied per
+#      second (each job is one message: contact upsert, conversation, message,
+#      notifications for the agents).
+#
+# Prints a table; writes bench/results/webhooks-<UTC stamp>.json and webhooks-latest.json.
+#
+# Environment: CONVERSA_BIN (default build/release/conversa), WEBHOOK_GEN
+# (build/release/bench/webhook-gen), DURATION (15s), CONNECTIONS (64), COUNT (300000),
+# CONTACTS (5000), DRAIN (20), BENCH_DIR (.data/bench), RESULTS_DIR (bench/results).
+set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'
+  exit 0
+fi
+DURATION=${DURATION:-15s}
+CONNECTIONS=${CONNECTIONS:-64}
+COUNT=${COUNT:-300000}
+CONTACTS=${CONTACTS:-5000}
+DRAIN=${DRAIN:-20}
+WARMUP=2s
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+WEBHOOK_GEN=${WEBHOOK_GEN:-build/release/bench/webhook-gen}
+for v in CONNECTIONS COUNT CONTACTS DRAIN; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
+done
+command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
+[[ -x "$WEBHOOK_GEN" ]] || die "$WEBHOOK_GEN not found; run: make $WEBHOOK_GEN"
+
+BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/conversa-webhooks.XXXXXX")
+bench_stack_up
+"$CONVERSA_BIN" migrate up >/dev/null 2>&1 || die "migrate failed"
+
+slug=bench-webhooks
+phone_id=990000000000001
+secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+note "re-creating company $slug"
+psql_q "DELETE FROM companies WHERE slug = '$slug'" >/dev/null
+psql_q "UPDATE connections SET phone_number_id = NULL WHERE phone_number_id = '$phone_id'" >/dev/null
+company=$(psql_q "INSERT INTO companies (slug, name) VALUES ('$slug', 'Bench webhooks') RETURNING id")
+admin=$(psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'admin@$slug.test', 'Admin', 'admin') RETURNING id")
+psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'agent1@$slug.test', 'Agent 1', 'agent'),
+        ($company, 'agent2@$slug.test', 'Agent 2', 'agent')" >/dev/null
+token=$(new_tokens 1)
+psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
+        VALUES ($company, $admin, sha256(convert_to('$token', 'UTF8')), 'bench-webhooks', 'api')" >/dev/null
+
+note "signing $COUNT webhooks from $CONTACTS contacts"
+data=$BENCH_TMP/webhooks.txt
+"$WEBHOOK_GEN" "$secret" "$phone_id" "$COUNT" "$CONTACTS" "b$(date +%s)" >"$data"
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+applied() { psql_q "SELECT count(*) FROM messages WHERE company_id = $company"; }
+waiting() { psql_q "SELECT count(*) FROM jobs WHERE company_id = $company AND status IN ('queued', 'running')"; }
+
+run_wrk() {
+  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/webhooks.lua "http://127.0.0.1:$port" -- "$data" "/api/webhooks/meta/$slug"
+}
+
+# flood MODE CONCURRENCY: one ingest run; sets result[MODE]
+declare -A result
+flood() {
+  local mode=$1 conc=$2 log="$BENCH_DIR/conversa-webhooks-$1.log"
+  start_conversa "$log" QUEUE_CONCURRENCY="$conc"
+  if [[ -z "${conn_made:-}" ]]; then
+    code=$(curl -s -o "$BENCH_TMP/conn.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
+      -H 'Content-Type: application/json' "http://127.0.0.1:$port/api/v1/connections" \
+      -d "{\"name\":\"Bench\",\"slug\":\"$slug\",\"phone_number_id\":\"$phone_id\",\"app_secret\":\"$secret\"}")
+    [[ "$code" == 201 ]] || die "creating the connection answered $code: $(cat "$BENCH_TMP/conn.json")"
+    conn_made=1
+  fi
+  note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections (QUEUE_CONCURRENCY=$conc)"
+  run_wrk "$WARMUP" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
+  run_wrk "$DURATION" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
+  kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "conversa exited during the run"; }
+  stop_conversa
+  result[$mode]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
+}
+
+# drain CONCURRENCY: applied messages per second over DRAIN seconds (or until the backlog is gone)
+declare -A rate backlog
+drain() {
+  local conc=$1 log="$BENCH_DIR/conversa-webhooks-drain-$1.log" a0 a1 t0 t1 left
+  left=$(waiting)
+  backlog[$conc]=$left
+  [[ "$left" -gt 0 ]] || { rate[$conc]=null; note "drain at $conc: no backlog left"; return; }
+  a0=$(applied)
+  start_conversa "$log" QUEUE_CONCURRENCY="$conc"
+  t0=$(date +%s.%N)
+  for _ in $(seq 1 "$((DRAIN * 4))"); do
+    sleep 0.25
+    [[ "$(waiting)" -gt 0 ]] || break
+  done
+  t1=$(date +%s.%N)
+  a1=$(applied)
+  stop_conversa
+  rate[$conc]=$(awk -v a="$((a1 - a0))" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", a / (t1 - t0) }')
+  note "drain at $conc: $((a1 - a0)) messages applied in $(awk -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", t1 - t0 }') s (backlog was $left)"
+}
+
+flood ingest 0
+flood "ingest+workers" 2
+drain 2
+drain 8
+
+printf '%-16s %9s %8s %8s %8s %7s %8s\n' run "acks/s" "p50 ms" "p90 ms" "p99 ms" errors non-2xx
+for mode in ingest "ingest+workers"; do
+  line=${result[$mode]}
+  printf '%-16s %9.0f %8.2f %8.2f %8.2f %7s %8s\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
+    "$(field p90 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$(field non2xx "$line")"
+done
+for c in 2 8; do
+  printf 'workers at concurrency %s: %s messages applied/s (backlog %s jobs)\n' "$c" "${rate[$c]}" "${backlog[$c]}"
+done
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+runs=()
+for mode in ingest "ingest+workers"; do
+  line=${result[$mode]}
+  runs+=("{\"run\":\"$mode\",\"acks_per_s\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\
+\"p90_ms\":$(field p90 "$line"),\"p99_ms\":$(field p99 "$line"),\"errors\":$(field errors "$line"),\
+\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line")}")
+done
+{
+  printf '{"date":"%s","duration":"%s","connections":%s,"contacts":%s,"runs":[' "$stamp" "$DURATION" "$CONNECTIONS" "$CONTACTS"
+  (IFS=,; printf '%s' "${runs[*]}")
+  printf '],"applied_per_s":{"2":%s,"8":%s}}\n' "${rate[2]}" "${rate[8]}"
+} >"$RESULTS_DIR/webhooks-$stamp.json"
+cp "$RESULTS_DIR/webhooks-$stamp.json" "$RESULTS_DIR/webhooks-latest.json"
+note "results written to $RESULTS_DIR/webhooks-$stamp.json"
