@@ -1,8 +1,12 @@
 -- wrk script for bench/webhooks.sh: Meta delivering signed webhooks.
 --
--- Arguments (after wrk's --): DATA_FILE PATH. DATA_FILE has one line per webhook,
--- "<signature> <payload>" (bench/webhook_gen.c); the requests are built once in init()
--- and sent in turn (wrapping around). Meant for wrk -t1.
+-- Arguments (after wrk's --): DATA_FILE PATH [RATE CONNECTIONS]. DATA_FILE has one
+-- line per webhook, "<signature> <payload>" (bench/webhook_gen.c); the requests are
+-- built once in init() and sent in turn (wrapping around). Meant for wrk -t1.
+--
+-- With RATE, each connection waits CONNECTIONS / RATE seconds after each answer before
+-- its next request, which offers at most RATE requests/s (a little less: the answer's
+-- own time adds to each cycle); the RESULT line says what was achieved.
 --
 -- At the end, one line:
 --   RESULT rps=… p50=… p90=… p99=… errors=… non2xx=… requests=…
@@ -12,6 +16,7 @@
 local reqs = {}
 local n = 0
 local i = 0
+local pause = nil
 
 function init(args)
   local path, url = args[1], args[2]
@@ -24,6 +29,13 @@ function init(args)
     end
   end
   if n == 0 then error("webhooks.lua: no webhooks in " .. path) end
+  local rate, conns = tonumber(args[3] or ""), tonumber(args[4] or "")
+  if rate and conns and rate > 0 then
+    pause = 1000 * conns / rate
+    -- wrk looks for delay() after init(): defined only when pacing, an unpaced run
+    -- costs nothing per request
+    delay = function() return pause end
+  end
 end
 
 function request()

@@ -6,21 +6,26 @@
 # with a connection whose app secret signs COUNT distinct inbound text webhooks from
 # CONTACTS contacts (bench/webhook_gen.c, signed over the exact bytes sent).
 #
-#   1. ingest: `conversa serve` with QUEUE_CONCURRENCY=0 (no worker), wrk at
-#      CONNECTIONS connections for DURATION after a 2 s warm-up: acknowledgements/s and
-#      p50/p90/p99. Every acknowledgement is a committed job.
+#   1. paced: `conversa serve` with QUEUE_CONCURRENCY=0 (no worker), wrk at
+#      CONNECTIONS connections for DURATION after a 2 s warm-up, each connection pausing
+#      between requests to offer about RATE webhooks/s: acknowledgements/s and
+#      p50/p90/p99 at that load. Every acknowledgement is a committed job.
 #   2. the same with QUEUE_CONCURRENCY=2 (the default: workers apply while webhooks
 #      keep arriving).
-#   3. drain: `conversa serve` with no HTTP load, QUEUE_CONCURRENCY=2 for DRAIN seconds,
-#      then QUEUE_CONCURRENCY=8 for DRAIN seconds on what is left: messages applied per
-#      second (each job is one message: contact upsert, conversation, message,
-#      notifications for the agents).
+#   3. both again without pauses (ingest, ingest+workers): the most the machine acks.
+#   Each starts from an empty, vacuumed queue.
+#   4. drain: `conversa serve` with no HTTP load, QUEUE_CONCURRENCY=2 for DRAIN seconds,
+#      then QUEUE_CONCURRENCY=8 for DRAIN seconds on what is left: jobs applied per
+#      second, from the server's queue_jobs_completed_total after a 2 s warm-up (each
+#      job is one message: contact upsert, conversation, message, notifications for
+#      the company's two agents).
 #
 # Prints a table; writes bench/results/webhooks-<UTC stamp>.json and webhooks-latest.json.
 #
 # Environment: CONVERSA_BIN (default build/release/conversa), WEBHOOK_GEN
 # (build/release/bench/webhook-gen), DURATION (15s), CONNECTIONS (64), COUNT (300000),
-# CONTACTS (5000), DRAIN (20), BENCH_DIR (.data/bench), RESULTS_DIR (bench/results).
+# CONTACTS (5000), DRAIN (20), RATE (7000), BENCH_DIR (.data/bench), RESULTS_DIR
+# (bench/results).
 set -euo pipefail
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'
@@ -31,11 +36,12 @@ CONNECTIONS=${CONNECTIONS:-64}
 COUNT=${COUNT:-300000}
 CONTACTS=${CONTACTS:-5000}
 DRAIN=${DRAIN:-20}
+RATE=${RATE:-7000}
 WARMUP=2s
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 WEBHOOK_GEN=${WEBHOOK_GEN:-build/release/bench/webhook-gen}
-for v in CONNECTIONS COUNT CONTACTS DRAIN; do
+for v in CONNECTIONS COUNT CONTACTS DRAIN RATE; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
@@ -64,17 +70,18 @@ data=$BENCH_TMP/webhooks.txt
 "$WEBHOOK_GEN" "$secret" "$phone_id" "$COUNT" "$CONTACTS" "b$(date +%s)" >"$data"
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
-applied() { psql_q "SELECT count(*) FROM messages WHERE company_id = $company"; }
 waiting() { psql_q "SELECT count(*) FROM jobs WHERE company_id = $company AND status IN ('queued', 'running')"; }
 
+# run_wrk DURATION [RATE]
 run_wrk() {
-  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/webhooks.lua "http://127.0.0.1:$port" -- "$data" "/api/webhooks/meta/$slug"
+  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/webhooks.lua "http://127.0.0.1:$port" -- "$data" \
+    "/api/webhooks/meta/$slug" ${2:+"$2" "$CONNECTIONS"}
 }
 
-# flood MODE CONCURRENCY: one ingest run; sets result[MODE]
+# flood MODE CONCURRENCY [RATE]: one ingest run; sets result[MODE]
 declare -A result
 flood() {
-  local mode=$1 conc=$2 log="$BENCH_DIR/conversa-webhooks-$1.log"
+  local mode=$1 conc=$2 rate=${3:-} log="$BENCH_DIR/conversa-webhooks-$1.log"
   start_conversa "$log" QUEUE_CONCURRENCY="$conc"
   if [[ -z "${conn_made:-}" ]]; then
     code=$(curl -s -o "$BENCH_TMP/conn.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
@@ -83,53 +90,70 @@ flood() {
     [[ "$code" == 201 ]] || die "creating the connection answered $code: $(cat "$BENCH_TMP/conn.json")"
     conn_made=1
   fi
-  note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections (QUEUE_CONCURRENCY=$conc)"
-  run_wrk "$WARMUP" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
-  run_wrk "$DURATION" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
+  note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections (QUEUE_CONCURRENCY=$conc${rate:+, paced to $rate/s})"
+  run_wrk "$WARMUP" "$rate" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
+  run_wrk "$DURATION" "$rate" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
   kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "conversa exited during the run"; }
   stop_conversa
   result[$mode]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
 }
 
-# drain CONCURRENCY: applied messages per second over DRAIN seconds (or until the backlog is gone)
+# completed_total: the server's queue_jobs_completed_total (no load on the database)
+completed_total() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$port/api/metrics" |
+    awk '$1 == "queue_jobs_completed_total" { printf "%.0f\n", $2 }'
+}
+
+# drain CONCURRENCY: jobs (= messages) applied per second over DRAIN seconds, counted by
+# the server itself after a 2 s warm-up, on the backlog the floods left.
 declare -A rate backlog
 drain() {
-  local conc=$1 log="$BENCH_DIR/conversa-webhooks-drain-$1.log" a0 a1 t0 t1 left
+  local conc=$1 log="$BENCH_DIR/conversa-webhooks-drain-$1.log" c0 c1 t0 t1 left
   left=$(waiting)
   backlog[$conc]=$left
   [[ "$left" -gt 0 ]] || { rate[$conc]=null; note "drain at $conc: no backlog left"; return; }
-  a0=$(applied)
   start_conversa "$log" QUEUE_CONCURRENCY="$conc"
+  sleep 2
+  c0=$(completed_total)
   t0=$(date +%s.%N)
-  for _ in $(seq 1 "$((DRAIN * 4))"); do
-    sleep 0.25
-    [[ "$(waiting)" -gt 0 ]] || break
-  done
+  sleep "$DRAIN"
+  c1=$(completed_total)
   t1=$(date +%s.%N)
-  a1=$(applied)
   stop_conversa
-  rate[$conc]=$(awk -v a="$((a1 - a0))" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", a / (t1 - t0) }')
-  note "drain at $conc: $((a1 - a0)) messages applied in $(awk -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", t1 - t0 }') s (backlog was $left)"
+  rate[$conc]=$(awk -v a="$((c1 - c0))" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", a / (t1 - t0) }')
+  note "drain at $conc: $((c1 - c0)) jobs applied in $DRAIN s (backlog was $left)"
+  [[ "$((c1 - c0))" -lt "$left" ]] || note "drain at $conc: the backlog ran out: the rate is a lower bound"
 }
 
+# every run starts from an empty, vacuumed queue (the last one leaves the backlog the drains use)
+reset_queue() {
+  psql_q "DELETE FROM jobs WHERE company_id = $company" >/dev/null
+  psql_q "VACUUM (ANALYZE) jobs" >/dev/null
+}
+reset_queue
+flood paced 0 "$RATE"
+reset_queue
+flood "paced+workers" 2 "$RATE"
+reset_queue
 flood ingest 0
+reset_queue
 flood "ingest+workers" 2
 drain 2
 drain 8
 
 printf '%-16s %9s %8s %8s %8s %7s %8s\n' run "acks/s" "p50 ms" "p90 ms" "p99 ms" errors non-2xx
-for mode in ingest "ingest+workers"; do
+for mode in paced "paced+workers" ingest "ingest+workers"; do
   line=${result[$mode]}
   printf '%-16s %9.0f %8.2f %8.2f %8.2f %7s %8s\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
     "$(field p90 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$(field non2xx "$line")"
 done
 for c in 2 8; do
-  printf 'workers at concurrency %s: %s messages applied/s (backlog %s jobs)\n' "$c" "${rate[$c]}" "${backlog[$c]}"
+  printf 'workers at concurrency %s: %s jobs (messages) applied/s (backlog %s jobs)\n' "$c" "${rate[$c]}" "${backlog[$c]}"
 done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 runs=()
-for mode in ingest "ingest+workers"; do
+for mode in paced "paced+workers" ingest "ingest+workers"; do
   line=${result[$mode]}
   runs+=("{\"run\":\"$mode\",\"acks_per_s\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\
 \"p90_ms\":$(field p90 "$line"),\"p99_ms\":$(field p99 "$line"),\"errors\":$(field errors "$line"),\

@@ -268,7 +268,7 @@ static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
     [METRICS_QUEUE_RUNNING] = {"queue_jobs_running", "gauge", "Jobs running (database-wide, sampled)."},
     [METRICS_QUEUE_DEAD] = {"queue_jobs_dead", "gauge", "Jobs left as failed (database-wide, sampled)."},
     [METRICS_QUEUE_OLDEST_S] = {"queue_oldest_waiting_seconds", "gauge",
-                                "Age of the oldest job waiting to run (database-wide, sampled)."},
+                                "How long the oldest job due to run has been waiting (database-wide, sampled)."},
 };
 
 static const metrics_family_t metrics_rtt_families[METRICS_RTT_MAX] = {
