@@ -1,3 +1,4 @@
+DROP FUNCTION webhook_apply_batch(bigint[], bigint[], text);
 DROP INDEX jobs_failed_idx;
 DROP FUNCTION webhook_apply(bigint, bigint, text);
 DROP FUNCTION webhook_time(text);

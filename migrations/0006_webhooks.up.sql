@@ -224,3 +224,22 @@ END $$;
 
 -- The dead letters of a queue, per company (queue API, gauges).
 CREATE INDEX jobs_failed_idx ON jobs (company_id, queue, id) WHERE status = 'failed';
+
+-- Several jobs in one transaction (one commit): each in a subtransaction, so a job that
+-- fails undoes only its own writes; its error is returned instead of raised. One row
+-- per job, in the order given.
+CREATE FUNCTION webhook_apply_batch(p_companies bigint[], p_jobs bigint[], p_worker text)
+RETURNS TABLE (job bigint, result text, error text) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
+        job := p_jobs[i];
+        BEGIN
+            result := webhook_apply(p_companies[i], p_jobs[i], p_worker);
+            error := NULL;
+        EXCEPTION WHEN others THEN
+            result := NULL;
+            error := SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END $$;

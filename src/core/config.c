@@ -183,6 +183,15 @@ int config_load(void)
         config_unsigned("DB_WAIT_SECONDS", 0, 3600, &config.db_wait_s) != 0)
         return -1;
     config.max_body_bytes = (size_t)body;
+    /* A batch of jobs may run as long as a statement may; a lease shorter than that
+     * would hand a job still running to another worker. */
+    if ((unsigned long long)config.queue_lease_ms < (unsigned long long)config.statement_timeout_ms + 1000) {
+        char v[32], why[128];
+        snprintf(v, sizeof(v), "%u", config.queue_lease_ms);
+        snprintf(why, sizeof(why), "must be at least STATEMENT_TIMEOUT_MS + 1000 (%u)",
+                 config.statement_timeout_ms + 1000);
+        return config_bad("QUEUE_LEASE_MS", v, why);
+    }
 
     config_redis_addr_t addr;
     if (config_parse_redis_url(config.redis_url, &addr) != 0)

@@ -5,10 +5,14 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define APPLY_GENS_MAX 256 /* more touched conversations or users than this: the lists are bumped anyway */
 
-static pg_stmt_t apply_stmt = {"SELECT webhook_apply($1, $2, $3)", 3};
+/* A batch in one transaction; each job in a subtransaction of its own, so one job's failure undoes only its own writes.
+ */
+static pg_stmt_t apply_stmt = {
+    "SELECT b.job, b.result, b.error FROM webhook_apply_batch($1::bigint[], $2::bigint[], $3) b", 3};
 
 /* Bumps what the result JSON says changed; fire and forget (the cache retries failed bumps). */
 static void apply_bump(queue_slot_t *s, int64_t company, const char *result)
@@ -40,33 +44,55 @@ static void apply_bump(queue_slot_t *s, int64_t company, const char *result)
 
 typedef struct apply_call {
     queue_slot_t *slot;
-    int64_t company;
+    const queue_job_t *jobs;
+    size_t n;
 } apply_call_t;
 
 static void apply_on_result(void *data, const pg_reply_t *reply)
 {
     apply_call_t *c = data;
     queue_slot_t *s = c->slot;
-    int64_t company = c->company;
+    const queue_job_t *jobs = c->jobs;
+    size_t n = c->n;
     free(c);
     if (reply->error != NULL) {
-        queue_slot_done(s, reply->error);
+        for (size_t i = 0; i < n; ++i)
+            queue_slot_fail(s, i, reply->error);
+        queue_slot_done(s);
         return;
     }
-    if (PQntuples(reply->res) == 1 && !PQgetisnull(reply->res, 0, 0))
-        apply_bump(s, company, PQgetvalue(reply->res, 0, 0));
-    queue_slot_done(s, NULL);
+    PGresult *res = reply->res;
+    /* one row per job, in the order given */
+    for (size_t i = 0; i < n; ++i) {
+        if ((int)i >= PQntuples(res) || strtoll(PQgetvalue(res, (int)i, 0), NULL, 10) != jobs[i].id) {
+            queue_slot_fail(s, i, "webhook_apply_batch answered out of order");
+            continue;
+        }
+        if (!PQgetisnull(res, (int)i, 2))
+            queue_slot_fail(s, i, PQgetvalue(res, (int)i, 2));
+        else if (!PQgetisnull(res, (int)i, 1))
+            apply_bump(s, jobs[i].company, PQgetvalue(res, (int)i, 1));
+    }
+    queue_slot_done(s);
 }
 
-static void apply_run(queue_slot_t *s, const queue_job_t *job)
+static void apply_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
 {
-    char company[24], id[24];
-    snprintf(company, sizeof(company), "%" PRId64, job->company);
-    snprintf(id, sizeof(id), "%" PRId64, job->id);
+    strbuf_t companies, ids;
+    strbuf_init(&companies);
+    strbuf_init(&ids);
+    for (size_t i = 0; i < n; ++i) {
+        strbuf_printf(&companies, "%s%" PRId64, i ? "," : "{", jobs[i].company);
+        strbuf_printf(&ids, "%s%" PRId64, i ? "," : "{", jobs[i].id);
+    }
+    strbuf_puts(&companies, "}");
+    strbuf_puts(&ids, "}");
     apply_call_t *c = util_malloc(sizeof(*c));
-    *c = (apply_call_t){s, job->company};
-    pg_param_t p[] = {PG_TEXT(company), PG_TEXT(id), PG_TEXT(queue_slot_owner(s))};
-    pg_exec(queue_slot_pg(s), &apply_stmt, p, 3, apply_on_result, c, NULL);
+    *c = (apply_call_t){s, jobs, n};
+    pg_param_t p[] = {PG_TEXT(companies.data), PG_TEXT(ids.data), PG_TEXT(queue_slot_owner(s))};
+    pg_exec(queue_slot_pg(s), &apply_stmt, p, 3, apply_on_result, c, NULL); /* copies the parameters */
+    strbuf_free(&companies);
+    strbuf_free(&ids);
 }
 
-const queue_def_t meta_webhooks_queue = {META_QUEUE, apply_run};
+const queue_def_t meta_webhooks_queue = {META_QUEUE, META_BATCH, apply_run};

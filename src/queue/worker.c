@@ -26,7 +26,10 @@ struct queue_slot {
     queue_worker_t *worker;
     unsigned index;
     slot_state_t state;
-    queue_job_t job;
+    queue_job_t *jobs; /* the batch being run: def.batch entries */
+    char **errors;     /* per job: NULL, or why it failed (owned) */
+    size_t njobs;
+    size_t failing; /* next job whose failure is to be recorded */
     uint64_t started_ns;
     char owner[96];
 };
@@ -53,16 +56,17 @@ struct queue_worker {
     int due_asked;    /* a next-due query is in flight */
     PGconn *listen;   /* LISTEN conversa_jobs */
     h2o_socket_t *listen_sock;
-    char lease_ms[16], backoff_ms[16], retention_s[16];
+    char lease_ms[16], backoff_ms[16], retention_s[16], batch[16];
     queue_slot_t *slots;
 };
 
 /* ---- statements ---- */
 
 /*
- * The candidate is locked (SKIP LOCKED: two slots never wait on each other) and must
- * have no earlier job of its key queued or running. Ids are drawn in commit order for
- * a key (queue/push.h), so an earlier job is always visible here.
+ * Candidates are locked (SKIP LOCKED: two slots never wait on each other) and must
+ * have no earlier job of their key queued or running, so a batch holds at most one job
+ * per key. Ids are drawn in commit order for a key (queue/push.h), so an earlier job
+ * is always visible here.
  */
 static pg_stmt_t worker_claim_stmt = {
     "UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, locked_by = $2,"
@@ -71,10 +75,10 @@ static pg_stmt_t worker_claim_stmt = {
     " WHERE c.queue = $1 AND c.status = 'queued' AND c.run_at <= now()"
     " AND (c.key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e WHERE e.queue = c.queue AND e.key = c.key"
     " AND e.id < c.id AND e.status IN ('queued', 'running')))"
-    " ORDER BY c.run_at, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED) s"
+    " ORDER BY c.run_at, c.id LIMIT $4 FOR UPDATE OF c SKIP LOCKED) s"
     " WHERE j.company_id = s.company_id AND j.id = s.id"
     " RETURNING j.company_id, j.id, j.attempts, j.max_attempts",
-    3};
+    4};
 
 static pg_stmt_t worker_fail_stmt = {
     "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
@@ -160,20 +164,23 @@ static void slot_on_claim(void *data, const pg_reply_t *reply)
             log_debug("queue", "%s: claim failed: %s", w->def.name, reply->error);
         return; /* the next tick tries again */
     }
-    if (PQntuples(reply->res) == 0) {
+    PGresult *res = reply->res;
+    if (PQntuples(res) == 0) {
         worker_ask_due(w);
         return;
     }
-    PGresult *res = reply->res;
-    s->job = (queue_job_t){.company = strtoll(PQgetvalue(res, 0, 0), NULL, 10),
-                           .id = strtoll(PQgetvalue(res, 0, 1), NULL, 10),
-                           .attempt = atoi(PQgetvalue(res, 0, 2)),
-                           .max_attempts = atoi(PQgetvalue(res, 0, 3))};
+    s->njobs = 0;
+    for (int i = 0; i < PQntuples(res) && s->njobs < w->def.batch; ++i) {
+        s->jobs[s->njobs++] = (queue_job_t){.company = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+                                            .id = strtoll(PQgetvalue(res, i, 1), NULL, 10),
+                                            .attempt = atoi(PQgetvalue(res, i, 2)),
+                                            .max_attempts = atoi(PQgetvalue(res, i, 3))};
+    }
     s->state = SLOT_RUNNING;
     s->started_ns = util_now_ns();
-    log_debug("queue", "%s: job %" PRId64 " attempt %d/%d on slot %u", w->def.name, s->job.id, s->job.attempt,
-              s->job.max_attempts, s->index);
-    w->def.run(s, &s->job);
+    log_debug("queue", "%s: %zu jobs from %" PRId64 " (attempt %d/%d) on slot %u", w->def.name, s->njobs, s->jobs[0].id,
+              s->jobs[0].attempt, s->jobs[0].max_attempts, s->index);
+    w->def.run(s, s->jobs, s->njobs);
 }
 
 static void slot_claim(queue_slot_t *s)
@@ -182,53 +189,81 @@ static void slot_claim(queue_slot_t *s)
     if (s->state != SLOT_IDLE || !worker_claiming(w))
         return;
     s->state = SLOT_CLAIMING;
-    pg_param_t p[] = {PG_TEXT(w->def.name), PG_TEXT(s->owner), PG_TEXT(w->lease_ms)};
-    pg_exec(w->pg, &worker_claim_stmt, p, 3, slot_on_claim, s, NULL);
+    pg_param_t p[] = {PG_TEXT(w->def.name), PG_TEXT(s->owner), PG_TEXT(w->lease_ms), PG_TEXT(w->batch)};
+    pg_exec(w->pg, &worker_claim_stmt, p, 4, slot_on_claim, s, NULL);
 }
+
+static void slot_fail_next(queue_slot_t *s);
 
 static void slot_on_failed(void *data, const pg_reply_t *reply)
 {
     queue_slot_t *s = data;
     queue_worker_t *w = s->worker;
-    s->state = SLOT_IDLE;
+    const queue_job_t *job = &s->jobs[s->failing];
     if (reply->error != NULL) {
         log_warn("queue", "%s: job %" PRId64 " could not be rescheduled (%s); its lease will expire", w->def.name,
-                 s->job.id, reply->error);
+                 job->id, reply->error);
     } else if (PQntuples(reply->res) == 1) {
         if (strcmp(PQgetvalue(reply->res, 0, 0), "failed") == 0) {
             metrics_add(w->metrics, METRICS_JOBS_FAILED, 1);
-            log_warn("queue", "%s: job %" PRId64 " failed for good after %d attempts", w->def.name, s->job.id,
-                     s->job.attempt);
+            log_warn("queue", "%s: job %" PRId64 " failed for good after %d attempts", w->def.name, job->id,
+                     job->attempt);
         } else {
             metrics_add(w->metrics, METRICS_JOBS_RETRIED, 1);
         }
     }
-    slot_claim(s);
-    worker_ask_due(w);
+    s->failing++;
+    slot_fail_next(s);
 }
 
-void queue_slot_done(queue_slot_t *s, const char *error)
+/* Records the batch's failures one by one, then looks for more work. */
+static void slot_fail_next(queue_slot_t *s)
 {
     queue_worker_t *w = s->worker;
-    metrics_observe_rtt(w->metrics, METRICS_RTT_JOB, util_now_ns() - s->started_ns);
-    if (w->closing) {
-        s->state = SLOT_IDLE;
-        return;
-    }
-    if (error == NULL) {
-        metrics_add(w->metrics, METRICS_JOBS_COMPLETED, 1);
+    while (s->failing < s->njobs && s->errors[s->failing] == NULL)
+        s->failing++;
+    if (s->failing == s->njobs || w->closing) {
+        for (size_t i = 0; i < s->njobs; ++i) {
+            free(s->errors[i]);
+            s->errors[i] = NULL;
+        }
+        s->njobs = 0;
         s->state = SLOT_IDLE;
         slot_claim(s);
+        worker_ask_due(w);
         return;
     }
-    log_info("queue", "%s: job %" PRId64 " attempt %d/%d failed: %s", w->def.name, s->job.id, s->job.attempt,
-             s->job.max_attempts, error);
-    s->state = SLOT_FAILING;
+    const queue_job_t *job = &s->jobs[s->failing];
+    const char *error = s->errors[s->failing];
+    log_info("queue", "%s: job %" PRId64 " attempt %d/%d failed: %s", w->def.name, job->id, job->attempt,
+             job->max_attempts, error);
     char company[24], id[24];
-    snprintf(company, sizeof(company), "%" PRId64, s->job.company);
-    snprintf(id, sizeof(id), "%" PRId64, s->job.id);
+    snprintf(company, sizeof(company), "%" PRId64, job->company);
+    snprintf(id, sizeof(id), "%" PRId64, job->id);
     pg_param_t p[] = {PG_TEXT(company), PG_TEXT(id), PG_TEXT(error), PG_TEXT(w->backoff_ms), PG_TEXT(s->owner)};
     pg_exec(w->pg, &worker_fail_stmt, p, 5, slot_on_failed, s, NULL);
+}
+
+void queue_slot_fail(queue_slot_t *s, size_t i, const char *error)
+{
+    if (i >= s->njobs || s->errors[i] != NULL)
+        return;
+    s->errors[i] = util_strdup(error != NULL && *error != '\0' ? error : "failed");
+}
+
+void queue_slot_done(queue_slot_t *s)
+{
+    queue_worker_t *w = s->worker;
+    uint64_t took = util_now_ns() - s->started_ns;
+    size_t failed = 0;
+    for (size_t i = 0; i < s->njobs; ++i) {
+        metrics_observe_rtt(w->metrics, METRICS_RTT_JOB, took);
+        failed += s->errors[i] != NULL;
+    }
+    metrics_add(w->metrics, METRICS_JOBS_COMPLETED, s->njobs - failed);
+    s->state = SLOT_FAILING;
+    s->failing = 0;
+    slot_fail_next(s);
 }
 
 pg_pool_t *queue_slot_pg(queue_slot_t *s)
@@ -484,14 +519,19 @@ queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency)
     w->slots = util_calloc(concurrency, sizeof(*w->slots));
     char host[64] = "";
     gethostname(host, sizeof(host) - 1);
+    if (w->def.batch == 0)
+        w->def.batch = 1;
     for (unsigned i = 0; i < concurrency; ++i) {
         w->slots[i].worker = w;
         w->slots[i].index = i;
+        w->slots[i].jobs = util_calloc(w->def.batch, sizeof(queue_job_t));
+        w->slots[i].errors = util_calloc(w->def.batch, sizeof(char *));
         snprintf(w->slots[i].owner, sizeof(w->slots[i].owner), "%s:%ld:%u", host, (long)getpid(), i);
     }
     snprintf(w->lease_ms, sizeof(w->lease_ms), "%u", config.queue_lease_ms);
     snprintf(w->backoff_ms, sizeof(w->backoff_ms), "%u", config.queue_backoff_ms);
     snprintf(w->retention_s, sizeof(w->retention_s), "%u", config.queue_retention_s);
+    snprintf(w->batch, sizeof(w->batch), "%u", w->def.batch);
     /* made here so that queue_worker_stop() can always reach the loop */
     w->loop = h2o_evloop_create();
     w->mq = h2o_multithread_create_queue(w->loop);
@@ -510,6 +550,12 @@ void queue_worker_stop(queue_worker_t *w)
     /* the loop may be asleep in epoll: a message wakes it */
     h2o_multithread_send_message(&w->receiver, &w->stop_msg);
     pthread_join(w->tid, NULL);
+    for (unsigned i = 0; i < w->concurrency; ++i) {
+        for (size_t k = 0; k < w->def.batch; ++k)
+            free(w->slots[i].errors[k]);
+        free(w->slots[i].errors);
+        free(w->slots[i].jobs);
+    }
     free(w->slots);
     free(w);
 }

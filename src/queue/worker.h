@@ -5,12 +5,13 @@
  * process runs QUEUE_CONCURRENCY slots on a thread of its own, with its own event
  * loop, PostgreSQL connections (one per slot), Redis connection and cache state.
  *
- * A slot claims the oldest due job of its queue (FOR UPDATE SKIP LOCKED) whose key has
- * no earlier job still queued or running, marks it running with a lease
- * (QUEUE_LEASE_MS) and an attempt more, and hands it to the queue's run function,
- * which must call queue_slot_done() exactly once. The run function completes the job
- * in the same transaction as its own writes (see webhook_apply in migration 0006), so
- * a job is done exactly when its effects are committed.
+ * A slot claims the oldest due jobs of its queue (FOR UPDATE SKIP LOCKED, up to the
+ * queue's batch) whose keys have no earlier job still queued or running, marks them
+ * running with a lease (QUEUE_LEASE_MS) and an attempt more, and hands them to the
+ * queue's run function, which must call queue_slot_done() exactly once. The run
+ * function completes each job in the same transaction as the job's own writes (see
+ * webhook_apply in migration 0006), so a job is done exactly when its effects are
+ * committed. Running a batch in one transaction makes one commit for many jobs.
  *
  * A failed attempt is scheduled again after QUEUE_BACKOFF_MS x 2^(attempt-1), with
  * +/-20 % jitter, until max_attempts; then the job stays as failed with its last
@@ -44,11 +45,16 @@ typedef struct queue_job {
     int max_attempts;
 } queue_job_t;
 
-/** Runs a job; calls queue_slot_done() exactly once, now or later, on the worker's loop. */
-typedef void (*queue_run_fn)(queue_slot_t *slot, const queue_job_t *job);
+/**
+ * Runs a batch of n jobs (n >= 1, at most one per key); marks the ones that failed
+ * with queue_slot_fail() and then calls queue_slot_done() exactly once, now or later,
+ * on the worker's loop. jobs stays valid until then.
+ */
+typedef void (*queue_run_fn)(queue_slot_t *slot, const queue_job_t *jobs, size_t n);
 
 typedef struct queue_def {
     const char *name;
+    unsigned batch; /* most jobs a slot claims and runs at once */
     queue_run_fn run;
 } queue_def_t;
 
@@ -70,7 +76,10 @@ cache_thread_t *queue_slot_cache(queue_slot_t *s);
 /** The value of jobs.locked_by while this slot holds its job. */
 const char *queue_slot_owner(queue_slot_t *s);
 
-/** Ends the slot's job: error NULL when it completed (its run function marked it so), else why it failed. */
-void queue_slot_done(queue_slot_t *s, const char *error);
+/** Marks job i of the slot's batch as failed, with why (copied). */
+void queue_slot_fail(queue_slot_t *s, size_t i, const char *error);
+
+/** Ends the slot's batch: every job not marked failed completed (its run function marked it so). */
+void queue_slot_done(queue_slot_t *s);
 
 #endif
