@@ -24,10 +24,6 @@
 # CONNECTIONS (64), AGENTS (256), COMPANIES (64), WRITE_PCT (2), SCALE_ARGS (extra
 # flags for `conversa seed --scale`), BENCH_DIR (.data/bench), RESULTS_DIR (bench/results).
 set -euo pipefail
-if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-  sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'
-  exit 0
-fi
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-64}
 AGENTS=${AGENTS:-256}
@@ -36,6 +32,7 @@ WRITE_PCT=${WRITE_PCT:-2}
 WARMUP=2s
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+bench_help "$@"
 
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ "$AGENTS" =~ ^[1-9][0-9]*$ ]] || die "AGENTS must be a positive integer"

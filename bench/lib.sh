@@ -8,6 +8,7 @@
 # SCALE_ARGS; bench_stack_up sets DATABASE_URL, REDIS_URL, PG_PORT and ENCRYPTION_KEY;
 # start_conversa sets port and conv_pid.
 
+BENCH_SCRIPT=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit
 CONVERSA_BIN=${CONVERSA_BIN:-build/release/conversa}
@@ -20,6 +21,14 @@ BENCH_NAME=${BENCH_NAME:-$(basename "$0")}
 BENCH_TMP=${BENCH_TMP:-}
 
 note() { echo "$BENCH_NAME: $*" >&2; }
+
+# bench_help "$@": with -h or --help, prints the script's header comment and exits.
+bench_help() {
+  if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+    sed -n '2,/^[^#]/p' "$BENCH_SCRIPT" | sed -n 's/^# \{0,1\}//p'
+    exit 0
+  fi
+}
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
 
 conv_pid=""

@@ -27,10 +27,6 @@
 # CONTACTS (5000), DRAIN (20), RATE (7000), BENCH_DIR (.data/bench), RESULTS_DIR
 # (bench/results).
 set -euo pipefail
-if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-  sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'
-  exit 0
-fi
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-64}
 COUNT=${COUNT:-300000}
@@ -40,6 +36,7 @@ RATE=${RATE:-7000}
 WARMUP=2s
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+bench_help "$@"
 WEBHOOK_GEN=${WEBHOOK_GEN:-build/release/bench/webhook-gen}
 for v in CONNECTIONS COUNT CONTACTS DRAIN RATE; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"

@@ -374,6 +374,76 @@ Test(webhooks, documented_samples_are_applied)
     cr_assert_str_eq(out, "failed|131049|This message was not delivered to maintain healthy ecosystem engagement.");
 }
 
+/* Every kind of inbound message Meta documents keeps its type, its text or caption and its media id. */
+Test(webhooks, every_message_type_is_stored)
+{
+    wh_reset();
+    static const char *const items[] = {
+        "\"type\":\"audio\",\"audio\":{\"id\":\"A-1\",\"mime_type\":\"audio/ogg; codecs=opus\",\"voice\":true}",
+        "\"type\":\"video\",\"video\":{\"id\":\"V-1\",\"caption\":\"a video\",\"mime_type\":\"video/mp4\"}",
+        "\"type\":\"document\",\"document\":{\"id\":\"D-1\",\"filename\":\"invoice.pdf\"}",
+        "\"type\":\"sticker\",\"sticker\":{\"id\":\"S-1\",\"animated\":false}",
+        "\"type\":\"location\",\"location\":{\"latitude\":-23.56,\"longitude\":-46.65,\"name\":\"Paulista\","
+        "\"address\":\"Av. Paulista 1000\"}",
+        "\"type\":\"interactive\",\"interactive\":{\"type\":\"list_reply\",\"list_reply\":{\"id\":\"r1\","
+        "\"title\":\"Red\",\"description\":\"the red one\"}}",
+        "\"type\":\"button\",\"button\":{\"payload\":\"YES\",\"text\":\"Yes please\"}",
+        "\"type\":\"reaction\",\"reaction\":{\"message_id\":\"wamid.X\",\"emoji\":\"\\ud83d\\udc4d\"}",
+        "\"type\":\"unsupported\",\"errors\":[{\"code\":131051,\"title\":\"Message type unknown\"}]",
+    };
+    char *b = malloc(1 << 16);
+    int n = sprintf(b, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"field\":"
+                       "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"" WH_PHONE_ID "\"},"
+                       "\"messages\":[");
+    for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); ++i)
+        n += sprintf(b + n, "%s{\"from\":\"" WH_CONTACT "\",\"id\":\"wamid.T%zu\",\"timestamp\":\"1750000000\",%s}",
+                     i ? "," : "", i, items[i]);
+    n += sprintf(b + n, "]}}]}]}");
+    wh_post(b, (size_t)n);
+    free(b);
+    cr_assert(wh_drain(10000));
+    char out[2048];
+    wh_q(out, sizeof(out),
+         "SELECT string_agg(type || '|' || coalesce(body, '-') || '|' || coalesce(payload -> type ->> 'id', '-'), ','"
+         " ORDER BY id) FROM messages WHERE company_id = %s",
+         wh_company);
+    cr_assert_str_eq(out, "audio|-|A-1,video|a video|V-1,document|invoice.pdf|D-1,sticker|-|S-1,"
+                          "location|Paulista Av. Paulista 1000|-,interactive|Red|-,button|Yes please|-,"
+                          "reaction|\xf0\x9f\x91\x8d|-,unsupported|-|-");
+}
+
+/* An unassigned conversation notifies every agent: more of them than one cache bump takes. */
+Test(webhooks, many_agents_are_notified_and_see_it)
+{
+    wh_reset();
+    char out[512];
+    cr_assert_eq(hs_sql(out, sizeof(out),
+                        "INSERT INTO users (company_id, email, name, role, password_hash) SELECT %s, 'many' || g ||"
+                        " '@%s.test', 'Many ' || g, 'agent', d.password_hash FROM generate_series(1, 12) g, users d"
+                        " WHERE lower(d.email) = 'admin@demo.conversa.dev'",
+                        wh_company, wh_slug),
+                 0, "%s", out);
+    char email[96];
+    snprintf(email, sizeof(email), "many12@%s.test", wh_slug);
+    char *agent = hs_login(wh_srv.port, email);
+    for (int i = 0; i < 2; ++i) {
+        json_t *j = hs_call_json(wh_srv.port, "GET", "/api/v1/notifications", agent, NULL, 200);
+        cr_assert_eq(json_array_size(json_object_get(j, "data")), 0);
+        json_decref(j);
+    }
+    char b[1024];
+    wh_post(b, (size_t)wh_text(b, sizeof(b), "4490000000001", "wamid.MANY", "hello all"));
+    cr_assert(wh_drain(10000));
+    cr_assert_eq(wh_count("notifications WHERE true"), 13);
+    json_t *j = hs_call_json(wh_srv.port, "GET", "/api/v1/notifications", agent, NULL, 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "data")), 1, "a stale notifications page");
+    cr_assert_eq(json_integer_value(json_object_get(j, "unread_count")), 1);
+    json_decref(j);
+    free(agent);
+    wh_reset();
+    hs_sql(NULL, 0, "DELETE FROM users WHERE company_id = %s AND email LIKE 'many%%'", wh_company);
+}
+
 Test(webhooks, statuses_only_move_forward)
 {
     wh_reset();

@@ -18,7 +18,7 @@
 #define CACHE_GEN_MAX       24
 #define CACHE_VARIANT_MAX   192
 #define CACHE_HINTS         4096 /* generations remembered per thread */
-#define CACHE_BUMP_MAX_GENS 8
+#define CACHE_BUMP_MAX_GENS CACHE_BUMP_MAX
 
 /*
  * The Redis functions. Versioned by name: a changed library gets a new name, so

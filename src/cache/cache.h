@@ -61,6 +61,9 @@ typedef enum cache_scope {
     CACHE_SCOPE_MAX
 } cache_scope_t;
 
+/* Most generations one cache_bump() call takes. */
+#define CACHE_BUMP_MAX 8
+
 typedef struct cache_gen {
     cache_scope_t scope;
     int64_t id; /* the conversation or user, for scopes that need one; else 0 */
@@ -113,7 +116,7 @@ void cache_get(cache_thread_t *t, cache_kind_t kind, int64_t company, int64_t sc
 void cache_put(cache_thread_t *t, cache_kind_t kind, const char *key, size_t keylen, const char *value, size_t len);
 
 /**
- * Bumps the generations of gens for company. cb (optional) runs once the bump
+ * Bumps the generations of gens (n at most CACHE_BUMP_MAX) for company. cb (optional) runs once the bump
  * landed or was queued for retry, unless cancelled through waiters; the bump itself
  * is never cancelled.
  */

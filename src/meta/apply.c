@@ -14,8 +14,35 @@
 static pg_stmt_t apply_stmt = {
     "SELECT b.job, b.result, b.error FROM webhook_apply_batch($1::bigint[], $2::bigint[], $3) b", 3};
 
-/* Bumps what the result JSON says changed; fire and forget (the cache retries failed bumps). */
-static void apply_bump(queue_slot_t *s, int64_t company, const char *result)
+/*
+ * A batch's run ends (queue_slot_done) once its result is read and every bump it
+ * caused has landed in Redis or been queued for retry by the cache: a worker that
+ * stops never drops one.
+ */
+typedef struct apply_call {
+    queue_slot_t *slot;
+    const queue_job_t *jobs;
+    size_t n;
+    unsigned pending; /* bumps in flight, plus one while the result is being read */
+} apply_call_t;
+
+static void apply_release(apply_call_t *c)
+{
+    if (--c->pending > 0)
+        return;
+    queue_slot_t *s = c->slot;
+    free(c);
+    queue_slot_done(s);
+}
+
+static void apply_on_bumped(void *data, int ok)
+{
+    (void)ok; /* a failed bump is the cache's to retry */
+    apply_release(data);
+}
+
+/* Bumps what the result JSON says changed, CACHE_BUMP_MAX generations per call. */
+static void apply_bump(apply_call_t *c, int64_t company, const char *result)
 {
     json_t *r = json_loads(result, 0, NULL);
     if (r == NULL)
@@ -37,16 +64,13 @@ static void apply_bump(queue_slot_t *s, int64_t company, const char *result)
         if (n < APPLY_GENS_MAX && json_is_integer(v))
             gens[n++] = (cache_gen_t){CACHE_SCOPE_NOTIFICATIONS, json_integer_value(v)};
     }
-    if (n > 0)
-        cache_bump(queue_slot_cache(s), company, gens, n, NULL, NULL, NULL);
     json_decref(r);
+    for (size_t at = 0; at < n; at += CACHE_BUMP_MAX) {
+        c->pending++;
+        cache_bump(queue_slot_cache(c->slot), company, gens + at, n - at < CACHE_BUMP_MAX ? n - at : CACHE_BUMP_MAX,
+                   apply_on_bumped, c, NULL);
+    }
 }
-
-typedef struct apply_call {
-    queue_slot_t *slot;
-    const queue_job_t *jobs;
-    size_t n;
-} apply_call_t;
 
 static void apply_on_result(void *data, const pg_reply_t *reply)
 {
@@ -54,11 +78,10 @@ static void apply_on_result(void *data, const pg_reply_t *reply)
     queue_slot_t *s = c->slot;
     const queue_job_t *jobs = c->jobs;
     size_t n = c->n;
-    free(c);
     if (reply->error != NULL) {
         for (size_t i = 0; i < n; ++i)
             queue_slot_fail(s, i, reply->error);
-        queue_slot_done(s);
+        apply_release(c);
         return;
     }
     PGresult *res = reply->res;
@@ -71,9 +94,9 @@ static void apply_on_result(void *data, const pg_reply_t *reply)
         if (!PQgetisnull(res, (int)i, 2))
             queue_slot_fail(s, i, PQgetvalue(res, (int)i, 2));
         else if (!PQgetisnull(res, (int)i, 1))
-            apply_bump(s, jobs[i].company, PQgetvalue(res, (int)i, 1));
+            apply_bump(c, jobs[i].company, PQgetvalue(res, (int)i, 1));
     }
-    queue_slot_done(s);
+    apply_release(c);
 }
 
 static void apply_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
@@ -88,7 +111,7 @@ static void apply_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
     strbuf_puts(&companies, "}");
     strbuf_puts(&ids, "}");
     apply_call_t *c = util_malloc(sizeof(*c));
-    *c = (apply_call_t){s, jobs, n};
+    *c = (apply_call_t){s, jobs, n, 1};
     pg_param_t p[] = {PG_TEXT(companies.data), PG_TEXT(ids.data), PG_TEXT(queue_slot_owner(s))};
     pg_exec(queue_slot_pg(s), &apply_stmt, p, 3, apply_on_result, c, NULL); /* copies the parameters */
     strbuf_free(&companies);

@@ -506,6 +506,7 @@ static void *worker_main(void *arg)
         h2o_evloop_run(w->loop, 0);
     h2o_multithread_unregister_receiver(w->mq, &w->receiver);
     h2o_multithread_destroy_queue(w->mq);
+    free(w->mq); /* h2o 2.2.5's destroy closes the queue but does not free it */
     h2o_evloop_destroy(w->loop);
     log_thread_done();
     return NULL;
