@@ -36,7 +36,7 @@ static void serve_thread_start(http_thread_t *t)
     t->redis = redis_client_new(t->loop, &serve_redis_addr, config.redis_timeout_ms, t->metrics);
     t->workq = workq_inbox_new(t->ctx.queue);
     t->cache = cache_thread_new(t->loop, t->ctx.queue, t->redis, t->metrics);
-    t->webhooks = queue_pusher_new(t->pg, META_QUEUE, config.queue_attempts);
+    t->webhooks = queue_pusher_new(t->pg, META_QUEUE, config.queue_attempts, config.pg_pool_size);
 }
 
 static void serve_thread_stop(http_thread_t *t)

@@ -142,14 +142,14 @@ static void push_send(queue_pusher_t *p)
     }
 }
 
-queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts)
+queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts, unsigned statements)
 {
     queue_pusher_t *p = util_calloc(1, sizeof(*p));
     p->pool = pool;
     p->queue = util_strdup(queue);
     snprintf(p->max_attempts, sizeof(p->max_attempts), "%u", max_attempts);
     h2o_linklist_init_anchor(&p->pending);
-    p->inflight_max = 2;
+    p->inflight_max = statements > 0 ? statements : 1;
     return p;
 }
 

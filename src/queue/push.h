@@ -38,8 +38,12 @@ typedef struct queue_job_in {
 /** Whether the jobs were committed (error NULL), else why not. */
 typedef void (*queue_push_cb)(void *data, const char *error);
 
-/** A pusher for `queue` on pool's loop; max_attempts is stored with each job. */
-queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts);
+/**
+ * A pusher for `queue` on pool's loop; max_attempts is stored with each job. At most
+ * `statements` statements are in flight at once (the pool's connections: more would
+ * only queue behind each other in a connection's pipeline).
+ */
+queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts, unsigned statements);
 
 /** Fails the jobs not yet sent ("shutting down") and frees; statements in flight finish on their own. */
 void queue_pusher_free(queue_pusher_t *p);
