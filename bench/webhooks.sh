@@ -12,8 +12,8 @@
 #      p50/p90/p99 at that load. Every acknowledgement is a committed job.
 #   2. the same with QUEUE_CONCURRENCY=2 (the default: workers apply while webhooks
 #      keep arriving).
-#   3. both again without pauses (ingest, ingest+workers): the most the machine acks.
-#   Each starts from an empty, vacuumed queue.
+#   3. both again without pauses (ingest+workers, ingest): the most the machine acks.
+#   Each starts from an empty, vacuumed queue; the last leaves the backlog for 4.
 #   4. drain: `conversa serve` with no HTTP load, QUEUE_CONCURRENCY=2 for DRAIN seconds,
 #      then QUEUE_CONCURRENCY=8 for DRAIN seconds on what is left: jobs applied per
 #      second, from the server's queue_jobs_completed_total after a 2 s warm-up (each
@@ -122,7 +122,8 @@ drain() {
   [[ "$((c1 - c0))" -lt "$left" ]] || note "drain at $conc: the backlog ran out: the rate is a lower bound"
 }
 
-# every run starts from an empty, vacuumed queue (the last one leaves the backlog the drains use)
+# every run starts from an empty, vacuumed queue; the last one (no worker) leaves the
+# backlog the drains use
 reset_queue() {
   psql_q "DELETE FROM jobs WHERE company_id = $company" >/dev/null
   psql_q "VACUUM (ANALYZE) jobs" >/dev/null
@@ -132,9 +133,9 @@ flood paced 0 "$RATE"
 reset_queue
 flood "paced+workers" 2 "$RATE"
 reset_queue
-flood ingest 0
-reset_queue
 flood "ingest+workers" 2
+reset_queue
+flood ingest 0
 drain 2
 drain 8
 
