@@ -16,8 +16,14 @@
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: webhook-gen SECRET PHONE_NUMBER_ID COUNT CONTACTS PREFIX\n\n"
+               "Writes COUNT lines \"<X-Hub-Signature-256> <payload>\": inbound text webhooks from\n"
+               "CONTACTS contacts in turn, wamids PREFIX.<n>, signed with SECRET (bench/webhooks.sh).\n");
+        return 0;
+    }
     if (argc != 6) {
-        fprintf(stderr, "usage: webhook-gen SECRET PHONE_NUMBER_ID COUNT CONTACTS PREFIX\n");
+        fprintf(stderr, "usage: webhook-gen SECRET PHONE_NUMBER_ID COUNT CONTACTS PREFIX (--help for more)\n");
         return 2;
     }
     const char *secret = argv[1], *phone = argv[2], *prefix = argv[5];

@@ -787,6 +787,7 @@ static void flood_and_check(hs_server_t *srv, void (*disrupt)(hs_server_t *srv))
     char want[64];
     snprintf(want, sizeof(want), "%d|%d|0", acked, acked);
     cr_assert_str_eq(out, want, "acknowledged|applied|duplicates");
+    fprintf(stderr, "flood: %d webhooks acknowledged, %d applied, 0 twice\n", acked, acked);
     unlink(path);
     free(list);
     for (int i = 0; i < CLIENTS; ++i)
