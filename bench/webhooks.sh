@@ -24,7 +24,7 @@
 #
 # Environment: CONVERSA_BIN (default build/release/conversa), WEBHOOK_GEN
 # (build/release/bench/webhook-gen), DURATION (15s), CONNECTIONS (64), COUNT (300000),
-# CONTACTS (5000), DRAIN (20), RATE (7000), BENCH_DIR (.data/bench), RESULTS_DIR
+# CONTACTS (5000), DRAIN (20), RATE (8000), BENCH_DIR (.data/bench), RESULTS_DIR
 # (bench/results).
 set -euo pipefail
 DURATION=${DURATION:-15s}
@@ -32,7 +32,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 COUNT=${COUNT:-300000}
 CONTACTS=${CONTACTS:-5000}
 DRAIN=${DRAIN:-20}
-RATE=${RATE:-7000}
+RATE=${RATE:-8000}
 WARMUP=2s
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
