@@ -108,8 +108,7 @@ static char *ct_all_pages(int port, const char *token, const char *path, int lim
         cr_assert(json_array_size(data) <= (size_t)limit);
         size_t i;
         json_t *c;
-        json_array_foreach(data, i, c)
-        {
+        json_array_foreach (data, i, c) {
             len += (size_t)snprintf(ids + len, cap - len, "%s%lld", len ? "," : "", (long long)ct_int(c, "id"));
             cr_assert(len < cap);
         }
@@ -658,15 +657,13 @@ Test(contacts, another_company_is_invisible)
     j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?q=Mariana&limit=50", demo, NULL, 200);
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(j, "data"), i, c)
-    {
+    json_array_foreach (json_object_get(j, "data"), i, c) {
         cr_assert_str_neq(json_string_value(json_object_get(c, "phone_number")), "5511900000001");
     }
     json_decref(j);
     j = hs_call_json(ct_srv.port, "GET", "/api/v1/contacts?limit=50", own, NULL, 200);
     cr_assert_eq(ct_int(json_object_get(j, "pagination"), "total"), 23);
-    json_array_foreach(json_object_get(j, "data"), i, c)
-    {
+    json_array_foreach (json_object_get(j, "data"), i, c) {
         cr_assert_str_neq(json_string_value(json_object_get(c, "phone_number")), "5511987650001");
     }
     json_decref(j);

@@ -164,8 +164,7 @@ static char *nt_all_pages(const char *token, const char *query, int limit, int64
         *unread = nt_int(j, "unread_count");
         size_t i;
         json_t *n;
-        json_array_foreach(data, i, n)
-        {
+        json_array_foreach (data, i, n) {
             len += (size_t)snprintf(ids + len, cap - len, "%s%lld", len ? "," : "", (long long)nt_int(n, "id"));
             cr_assert(len < cap);
         }
@@ -255,8 +254,7 @@ Test(notifications, pages_are_newest_first_with_exact_counts)
     static const char *const keys[] = {"id", "type", "title", "body", "data", "is_read", "created_at", "read_at"};
     size_t i;
     json_t *n;
-    json_array_foreach(data, i, n)
-    {
+    json_array_foreach (data, i, n) {
         cr_assert_eq(json_object_size(n), sizeof(keys) / sizeof(keys[0]));
         for (size_t k = 0; k != sizeof(keys) / sizeof(keys[0]); ++k)
             cr_assert_not_null(json_object_get(n, keys[k]), "item lacks %s", keys[k]);
@@ -274,8 +272,7 @@ Test(notifications, pages_are_newest_first_with_exact_counts)
     cr_assert_eq(nt_int(json_object_get(j, "pagination"), "total"), NT_ADMIN_ROWS);
     json_decref(j);
     j = nt_json("GET", "/api/v1/notifications?unread=true&limit=50", nt_admin, 200);
-    json_array_foreach(json_object_get(j, "data"), i, n)
-    {
+    json_array_foreach (json_object_get(j, "data"), i, n) {
         cr_assert(json_is_false(json_object_get(n, "is_read")));
     }
     json_decref(j);

@@ -305,6 +305,21 @@ Test(webhooks, refuses_unsigned_forged_and_malformed_posts)
     cr_assert_eq(r.status, 400);
     hs_response_free(&r);
 
+    /* more updates than Meta ever batches (1,000), each for another contact: refused
+     * before the quadratic split */
+    char *many = malloc(1 << 20);
+    int mn = sprintf(many, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+                           "\"messages\",\"value\":{\"statuses\":[");
+    for (int i = 0; i < 1001; ++i)
+        mn += sprintf(many + mn, "%s{\"id\":\"w%d\",\"status\":\"sent\",\"recipient_id\":\"55%09d\"}", i ? "," : "", i,
+                      i);
+    mn += sprintf(many + mn, "]}}]}]}");
+    r = wh_post_to(wh_srv.port, wh_slug, many, (size_t)mn, WH_SECRET);
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "more than 1000") != NULL, "%s", r.body);
+    hs_response_free(&r);
+    free(many);
+
     /* over 3 MiB, signed or not */
     size_t big = 3 * 1024 * 1024 + 1;
     char *huge = malloc(big);

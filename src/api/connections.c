@@ -122,15 +122,13 @@ static void conn_wipe_json(json_t *v, int depth)
     } else if (json_is_object(v)) {
         const char *key;
         json_t *item;
-        json_object_foreach(v, key, item)
-        {
+        json_object_foreach (v, key, item) {
             conn_wipe_json(item, depth + 1);
         }
     } else if (json_is_array(v)) {
         size_t i;
         json_t *item;
-        json_array_foreach(v, i, item)
-        {
+        json_array_foreach (v, i, item) {
             conn_wipe_json(item, depth + 1);
         }
     }
@@ -172,8 +170,7 @@ static json_t *conn_body(http_request_t *r)
     }
     const char *key;
     json_t *value;
-    json_object_foreach(obj, key, value)
-    {
+    json_object_foreach (obj, key, value) {
         size_t i;
         for (i = 0; conn_fields[i] != NULL && strcmp(conn_fields[i], key) != 0; ++i)
             ;

@@ -275,8 +275,7 @@ static int ct_body_labels(http_request_t *r, json_t *body, const char **out)
     }
     size_t i;
     json_t *e;
-    json_array_foreach(v, i, e)
-    {
+    json_array_foreach (v, i, e) {
         size_t chars;
         if (!json_is_string(e) || !api_utf8_valid(json_string_value(e), json_string_length(e), &chars) || chars < 1 ||
             chars > CT_LABEL_MAX) {

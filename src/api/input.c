@@ -71,8 +71,7 @@ json_t *api_body_object(http_request_t *r, const char *const *allowed)
     }
     const char *key;
     json_t *value;
-    json_object_foreach(obj, key, value)
-    {
+    json_object_foreach (obj, key, value) {
         size_t i;
         for (i = 0; allowed[i] != NULL && strcmp(allowed[i], key) != 0; ++i)
             ;

@@ -194,7 +194,10 @@ static void webhook_accept(http_request_t *r, const webhook_conn_t *c)
     int n = meta_split(root, body.base, body.len, &parts);
     if (n < 0) {
         json_decref(root);
-        http_reply_invalid(r, "body", "a JSON object is required");
+        if (n == -2)
+            http_reply_invalid(r, "body", "more than %d messages and statuses in one payload", META_MAX_ITEMS);
+        else
+            http_reply_invalid(r, "body", "a JSON object is required");
         return;
     }
     char meta[64];

@@ -54,13 +54,11 @@ static void apply_bump(apply_call_t *c, int64_t company, const char *result)
         gens[n++] = (cache_gen_t){CACHE_SCOPE_COUNTS, 0};
     if (json_is_true(json_object_get(r, "lists")))
         gens[n++] = (cache_gen_t){CACHE_SCOPE_CONVERSATIONS, 0};
-    json_array_foreach(json_object_get(r, "conversations"), i, v)
-    {
+    json_array_foreach (json_object_get(r, "conversations"), i, v) {
         if (n < APPLY_GENS_MAX && json_is_integer(v))
             gens[n++] = (cache_gen_t){CACHE_SCOPE_MESSAGES, json_integer_value(v)};
     }
-    json_array_foreach(json_object_get(r, "users"), i, v)
-    {
+    json_array_foreach (json_object_get(r, "users"), i, v) {
         if (n < APPLY_GENS_MAX && json_is_integer(v))
             gens[n++] = (cache_gen_t){CACHE_SCOPE_NOTIFICATIONS, json_integer_value(v)};
     }

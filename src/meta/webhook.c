@@ -2,6 +2,7 @@
 #include "core/util.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <string.h>
 
 /* ---- signatures ---- */
@@ -57,7 +58,11 @@ static json_t *meta_array(json_t *obj, const char *name)
     return json_is_array(a) ? a : NULL;
 }
 
-/* Collects the distinct contacts of root, in order of first appearance; returns their count. */
+/*
+ * Collects the distinct contacts of root, in order of first appearance; returns their
+ * count, or SIZE_MAX when root holds more than META_MAX_ITEMS messages and statuses
+ * (splitting is quadratic in them, so the bound is checked before anything is built).
+ */
 static size_t meta_contacts(json_t *root, const char ***out, int *has_other)
 {
     static const char *const lists[] = {"messages", "statuses"};
@@ -65,36 +70,47 @@ static size_t meta_contacts(json_t *root, const char ***out, int *has_other)
     size_t n = 0, cap = 0, i, j, k, l;
     json_t *entry, *change, *item;
     *has_other = 0;
-    json_array_foreach(meta_array(root, "entry"), i, entry){
-        json_array_foreach(meta_array(entry, "changes"), j, change){json_t *value = json_object_get(change, "value");
-    int items = 0;
-    for (l = 0; l < 2; ++l) {
-        json_array_foreach(meta_array(value, lists[l]), k, item)
-        {
-            const char *c = meta_item_contact(item, lists[l]);
-            items = 1;
-            if (c == NULL) {
-                *has_other = 1;
-                continue;
-            }
-            size_t m;
-            for (m = 0; m < n && strcmp(seen[m], c) != 0; ++m)
-                ;
-            if (m < n)
-                continue;
-            if (n == cap) {
-                cap = cap ? 2 * cap : 8;
-                seen = util_realloc(seen, cap * sizeof(*seen));
-            }
-            seen[n++] = c;
+    size_t total = 0;
+    json_array_foreach (meta_array(root, "entry"), i, entry) {
+        json_array_foreach (meta_array(entry, "changes"), j, change) {
+            json_t *value = json_object_get(change, "value");
+            total += json_array_size(meta_array(value, "messages")) + json_array_size(meta_array(value, "statuses"));
         }
     }
-    if (!items)
-        *has_other = 1;
-}
-}
-*out = seen;
-return n;
+    if (total > META_MAX_ITEMS) {
+        *out = NULL;
+        return SIZE_MAX;
+    }
+    json_array_foreach (meta_array(root, "entry"), i, entry) {
+        json_array_foreach (meta_array(entry, "changes"), j, change) {
+            json_t *value = json_object_get(change, "value");
+            int items = 0;
+            for (l = 0; l < 2; ++l) {
+                json_array_foreach (meta_array(value, lists[l]), k, item) {
+                    const char *c = meta_item_contact(item, lists[l]);
+                    items = 1;
+                    if (c == NULL) {
+                        *has_other = 1;
+                        continue;
+                    }
+                    size_t m;
+                    for (m = 0; m < n && strcmp(seen[m], c) != 0; ++m)
+                        ;
+                    if (m < n)
+                        continue;
+                    if (n == cap) {
+                        cap = cap ? 2 * cap : 8;
+                        seen = util_realloc(seen, cap * sizeof(*seen));
+                    }
+                    seen[n++] = c;
+                }
+            }
+            if (!items)
+                *has_other = 1;
+        }
+    }
+    *out = seen;
+    return n;
 }
 
 /* Whether item belongs to contact (NULL: the part of items and changes with no contact). */
@@ -112,11 +128,9 @@ static json_t *meta_part_doc(json_t *root, const char *contact)
     json_t *entries = json_array();
     size_t i, j, k, l;
     json_t *entry, *change, *item;
-    json_array_foreach(meta_array(root, "entry"), i, entry)
-    {
+    json_array_foreach (meta_array(root, "entry"), i, entry) {
         json_t *changes = json_array();
-        json_array_foreach(meta_array(entry, "changes"), j, change)
-        {
+        json_array_foreach (meta_array(entry, "changes"), j, change) {
             json_t *value = json_object_get(change, "value");
             json_t *nv = json_is_object(value) ? json_copy(value) : NULL;
             int any = 0, items = 0;
@@ -125,8 +139,7 @@ static json_t *meta_part_doc(json_t *root, const char *contact)
                 if (src == NULL)
                     continue;
                 json_t *dst = json_array();
-                json_array_foreach(src, k, item)
-                {
+                json_array_foreach (src, k, item) {
                     items = 1;
                     if (meta_item_is(item, lists[l], contact))
                         json_array_append(dst, item);
@@ -148,8 +161,7 @@ static json_t *meta_part_doc(json_t *root, const char *contact)
             json_t *profiles = nv != NULL ? meta_array(value, "contacts") : NULL;
             if (profiles != NULL) {
                 json_t *keep = json_array();
-                json_array_foreach(profiles, k, item)
-                {
+                json_array_foreach (profiles, k, item) {
                     json_t *w = json_object_get(item, "wa_id");
                     if (contact != NULL && json_is_string(w) && strcmp(json_string_value(w), contact) == 0)
                         json_array_append(keep, item);
@@ -180,6 +192,8 @@ int meta_split(json_t *root, const char *body, size_t len, meta_part_t **parts)
     const char **contacts;
     int has_other;
     size_t n = meta_contacts(root, &contacts, &has_other);
+    if (n == SIZE_MAX)
+        return -2;
     if (n + (size_t)has_other <= 1) {
         meta_part_t *p = util_calloc(1, sizeof(*p));
         p->contact = n == 1 ? util_strdup(contacts[0]) : NULL;

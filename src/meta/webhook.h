@@ -24,6 +24,9 @@ int meta_signature_ok(const char *secret, size_t secret_len, const void *body, s
 /** Writes "sha256=<64 lowercase hex>" (72 bytes with the NUL) for body; used by tests and tools. */
 void meta_signature(const char *secret, size_t secret_len, const void *body, size_t len, char out[72]);
 
+/* Meta batches at most 1,000 updates (messages and statuses) in one payload. */
+#define META_MAX_ITEMS 1000
+
 /** One part of a split payload. */
 typedef struct meta_part {
     char *contact;     /* the contact's WhatsApp id, or NULL for a part without one */
@@ -35,7 +38,8 @@ typedef struct meta_part {
 /**
  * Splits the parsed payload root (whose bytes are body/len) by contact, in the order
  * contacts first appear. Returns the number of parts (at least 1) and sets *parts, to
- * be released with meta_parts_free(); -1 when root is not a JSON object.
+ * be released with meta_parts_free(); -1 when root is not a JSON object, -2 when it
+ * holds more than META_MAX_ITEMS messages and statuses.
  */
 int meta_split(json_t *root, const char *body, size_t len, meta_part_t **parts);
 
