@@ -332,6 +332,24 @@ Test(webhooks, refuses_unsigned_forged_and_malformed_posts)
     free(huge);
     free(b);
 
+    /* a connection without an app secret refuses everything, and says so once, not per request */
+    char nb[256], nslug[48];
+    snprintf(nslug, sizeof(nslug), "%s-nosecret", wh_slug);
+    snprintf(nb, sizeof(nb), "{\"name\":\"No secret\",\"slug\":\"%s\"}", nslug);
+    json_t *nc = hs_call_json(wh_srv.port, "POST", "/api/v1/connections", wh_admin, nb, 201);
+    json_decref(nc);
+    for (int i = 0; i < 20; ++i) {
+        r = wh_post_to(wh_srv.port, nslug, "{}", 2, WH_SECRET);
+        cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+        hs_response_free(&r);
+    }
+    char *log = hs_server_log(&wh_srv);
+    int warned = 0;
+    for (const char *pos = log; (pos = strstr(pos, "has no app secret")) != NULL; ++pos)
+        ++warned;
+    free(log);
+    cr_assert(warned >= 1 && warned <= 2, "%d warnings for 20 refused webhooks (one a minute per loop thread)", warned);
+
     cr_assert_eq(wh_count("jobs WHERE true"), 0, "a refused webhook left a job");
     /* the server is still fine */
     r = hs_get(wh_srv.port, "/api/health/live");

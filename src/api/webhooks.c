@@ -43,6 +43,7 @@
 #define WEBHOOK_CACHE_NS      (4ull * 1000000000)
 #define WEBHOOK_RECHECK_NS    (250ull * 1000000)
 #define WEBHOOK_CHALLENGE_MAX 512
+#define WEBHOOK_WARN_NS       (60ull * 1000000000)
 
 /* What a POST needs to know about a connection, decrypted. */
 typedef struct webhook_conn {
@@ -56,6 +57,7 @@ typedef struct webhook_conn {
 } webhook_conn_t;
 
 static __thread webhook_conn_t webhook_cache[WEBHOOK_CACHE_SLOTS];
+static __thread uint64_t webhook_warned_ns; /* last "no app secret" warning */
 
 static webhook_conn_t *webhook_slot(const char *slug, size_t len)
 {
@@ -262,9 +264,13 @@ static void webhook_check(http_request_t *r, webhook_conn_t *c, int fresh)
             return;
         }
         metrics_add(r->thread->metrics, METRICS_WEBHOOKS_REJECTED, 1);
-        if (!c->has_secret)
+        /* a sender retrying against a connection without a secret would fill the log: once a minute per thread */
+        uint64_t now = util_now_ns();
+        if (!c->has_secret && (webhook_warned_ns == 0 || now - webhook_warned_ns > WEBHOOK_WARN_NS)) {
+            webhook_warned_ns = now;
             log_warn("webhooks", "[%s] connection %" PRId64 " has no app secret: its webhooks cannot be verified",
                      r->id, c->id);
+        }
         http_reply_error(r, 401, "bad_signature",
                          w->signature == NULL ? "X-Hub-Signature-256 is missing"
                                               : "X-Hub-Signature-256 does not match");
