@@ -1,10 +1,8 @@
 #include "meta/apply.h"
-#include "core/log.h"
 #include "core/util.h"
+#include "store/pgarray.h"
 
-#include <inttypes.h>
 #include <jansson.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #define APPLY_GENS_MAX 256 /* more touched conversations or users than this: the lists are bumped anyway */
@@ -99,21 +97,19 @@ static void apply_on_result(void *data, const pg_reply_t *reply)
 
 static void apply_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
 {
-    strbuf_t companies, ids;
-    strbuf_init(&companies);
-    strbuf_init(&ids);
+    pg_array_t companies, ids;
+    pg_array_init(&companies, PG_OID_INT8);
+    pg_array_init(&ids, PG_OID_INT8);
     for (size_t i = 0; i < n; ++i) {
-        strbuf_printf(&companies, "%s%" PRId64, i ? "," : "{", jobs[i].company);
-        strbuf_printf(&ids, "%s%" PRId64, i ? "," : "{", jobs[i].id);
+        pg_array_add_i64(&companies, jobs[i].company);
+        pg_array_add_i64(&ids, jobs[i].id);
     }
-    strbuf_puts(&companies, "}");
-    strbuf_puts(&ids, "}");
     apply_call_t *c = util_malloc(sizeof(*c));
     *c = (apply_call_t){s, jobs, n, 1};
-    pg_param_t p[] = {PG_TEXT(companies.data), PG_TEXT(ids.data), PG_TEXT(queue_slot_owner(s))};
+    pg_param_t p[] = {pg_array_param(&companies), pg_array_param(&ids), PG_TEXT(queue_slot_owner(s))};
     pg_exec(queue_slot_pg(s), &apply_stmt, p, 3, apply_on_result, c, NULL); /* copies the parameters */
-    strbuf_free(&companies);
-    strbuf_free(&ids);
+    pg_array_free(&companies);
+    pg_array_free(&ids);
 }
 
 const queue_def_t meta_webhooks_queue = {META_QUEUE, META_BATCH, apply_run};

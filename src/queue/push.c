@@ -97,14 +97,6 @@ static void push_on_result(void *data, const pg_reply_t *reply)
     push_send(p);
 }
 
-/* Appends src's elements (after its header) to dst. */
-static void push_concat(pg_array_t *dst, const pg_array_t *src)
-{
-    strbuf_append(&dst->buf, src->buf.data + 20, src->buf.len - 20);
-    dst->n += src->n;
-    dst->has_null |= src->has_null;
-}
-
 /* Sends one statement with as many pending requests as fit, while a connection may take one. */
 static void push_send(queue_pusher_t *p)
 {
@@ -124,10 +116,10 @@ static void push_send(queue_pusher_t *p)
                 break;
             h2o_linklist_unlink(&q->link);
             h2o_linklist_insert(&b->reqs, &q->link);
-            push_concat(&company, &q->company);
-            push_concat(&key, &q->key);
-            push_concat(&payload, &q->payload);
-            push_concat(&meta, &q->meta);
+            pg_array_concat(&company, &q->company);
+            pg_array_concat(&key, &q->key);
+            pg_array_concat(&payload, &q->payload);
+            pg_array_concat(&meta, &q->meta);
             jobs += q->n;
             bytes += q->bytes;
         }

@@ -46,6 +46,15 @@ void pg_array_add_i64(pg_array_t *a, int64_t v)
     pg_array_add(a, b, sizeof(b));
 }
 
+void pg_array_concat(pg_array_t *dst, const pg_array_t *src)
+{
+    if (dst->elem_oid != src->elem_oid)
+        util_fatal("pg_array_concat: element types %u and %u", dst->elem_oid, src->elem_oid);
+    strbuf_append(&dst->buf, src->buf.data + PG_ARRAY_HEADER, src->buf.len - PG_ARRAY_HEADER);
+    dst->n += src->n;
+    dst->has_null |= src->has_null;
+}
+
 pg_param_t pg_array_param(pg_array_t *a)
 {
     unsigned char *h = (unsigned char *)a->buf.data;

@@ -36,6 +36,9 @@ void pg_array_add(pg_array_t *a, const void *p, size_t len);
 /** Appends a bigint (PG_OID_INT8 arrays). */
 void pg_array_add_i64(pg_array_t *a, int64_t v);
 
+/** Appends every element of src (of the same element type) to dst. */
+void pg_array_concat(pg_array_t *dst, const pg_array_t *src);
+
 /** The array as a binary parameter; valid until the array is changed or freed. */
 pg_param_t pg_array_param(pg_array_t *a);
 
