@@ -9,7 +9,7 @@
 #                   tables + bench/results/*.json
 #   make format     clang-format the whole tree
 
-PKGS      := libh2o-evloop libpq hiredis libsodium jansson
+PKGS      := libh2o-evloop libpq hiredis libsodium jansson libcurl
 CC        ?= cc
 SANITIZE  ?= 0
 PORT      ?= 5000
@@ -28,7 +28,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS    += $(OPT) -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
              -pthread -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -MMD -MP
 LDFLAGS   += $(OPT) -pthread
-LDLIBS    += $(PKG_LIBS) -lssl -lcrypto
+LDLIBS    += $(PKG_LIBS) -lssl -lcrypto -lm
 
 SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))

@@ -15,6 +15,7 @@ static const struct {
     {"seed", cli_seed, "load the demo company"},
     {"keys", cli_keys, "rotate the key of stored secrets, or make a new key"},
     {"token", cli_token, "create an API token for an integration"},
+    {"fake-meta", cli_fake_meta, "run a stand-in WhatsApp Cloud API (tests, bench, demo)"},
     {"version", cli_version, "print the version"},
 };
 

@@ -50,6 +50,7 @@
 #define CONN_TOKEN_MAX    1024
 #define CONN_SECRET_MAX   256
 #define CONN_WEBHOOK_PATH "/api/webhooks/meta/"
+#define CONN_MPS_MAX      1000 /* Meta's highest throughput tier */
 
 /* A masked secret, or NULL when unset; a legacy plaintext verify_token (migration 0003) shows fully masked. */
 #define CONN_MASK_ACCESS_TOKEN                                                                                         \
@@ -66,7 +67,8 @@
     "'waba_id', c.waba_id, 'display_phone_number', c.display_phone_number, 'status', c.status, "                       \
     "'webhook_url_path', '" CONN_WEBHOOK_PATH "' || c.slug, "                                                          \
     "'access_token', " CONN_MASK_ACCESS_TOKEN ", 'app_secret', " CONN_MASK_APP_SECRET ", "                             \
-    "'verify_token', " CONN_MASK_VERIFY_TOKEN ", 'created_at', c.created_at, 'updated_at', c.updated_at)"
+    "'verify_token', " CONN_MASK_VERIFY_TOKEN ", 'messages_per_second', c.messages_per_second, "                       \
+    "'created_at', c.created_at, 'updated_at', c.updated_at)"
 
 enum { CONN_ACCESS_TOKEN, CONN_APP_SECRET, CONN_VERIFY_TOKEN, CONN_NSECRETS };
 
@@ -82,8 +84,8 @@ static const struct {
 };
 
 static const char *const conn_fields[] = {
-    "name",   "slug",         "phone_number_id", "waba_id",      "display_phone_number",
-    "status", "access_token", "app_secret",      "verify_token", NULL};
+    "name",       "slug",         "phone_number_id",     "waba_id", "display_phone_number", "status", "access_token",
+    "app_secret", "verify_token", "messages_per_second", NULL};
 
 static const char *const conn_statuses[] = {"active", "disabled", NULL};
 
@@ -107,6 +109,7 @@ typedef struct conn_secret {
 typedef struct conn_input {
     conn_field_t name, slug, phone_number_id, waba_id, display_phone_number, status;
     conn_secret_t secret[CONN_NSECRETS];
+    int64_t messages_per_second; /* 0: not given */
 } conn_input_t;
 
 /* ---- reading the body ---- */
@@ -301,6 +304,15 @@ static int conn_read(http_request_t *r, json_t *body, conn_input_t *in, int crea
         if (api_json_enum(r, body, "status", 0, conn_statuses, &in->status.value) != 0)
             return -1;
     }
+    json_t *mps = json_object_get(body, "messages_per_second");
+    if (mps != NULL) {
+        if (!json_is_integer(mps) || json_integer_value(mps) < 1 || json_integer_value(mps) > CONN_MPS_MAX) {
+            http_reply_invalid(r, "messages_per_second", "messages_per_second must be an integer from 1 to %d",
+                               CONN_MPS_MAX);
+            return -1;
+        }
+        in->messages_per_second = json_integer_value(mps);
+    }
     for (int i = 0; i != CONN_NSECRETS; ++i)
         if (conn_read_secret(r, body, i, &in->secret[i]) != 0)
             return -1;
@@ -403,6 +415,12 @@ void api_connections_get(http_request_t *r)
     api_cache_reply(r, CACHE_CONNECTIONS, 0, variant, &conn_get_stmt, p, 2, "connection");
 }
 
+/* The throughput given, or NULL (the default on create, unchanged on PATCH). */
+static pg_param_t conn_mps(http_request_t *r, const conn_input_t *in)
+{
+    return in->messages_per_second != 0 ? api_db_i64(r, in->messages_per_second) : (pg_param_t){NULL, 0, 0};
+}
+
 /* ---- POST ---- */
 
 /*
@@ -416,13 +434,13 @@ static pg_stmt_t conn_create_stmt = {
     " $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM connections WHERE phone_number_id = $4::text) AS phone),"
     " ins AS (INSERT INTO connections AS c (company_id, slug, name, phone_number_id, waba_id, display_phone_number,"
     " status, access_token_enc, access_token_hint, app_secret_enc, app_secret_hint, verify_token_enc,"
-    " verify_token_hint)"
+    " verify_token_hint, messages_per_second)"
     " SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, coalesce($7::text, 'active'),"
-    " $8::bytea, $9::text, $10::bytea, $11::text, $12::bytea, $13::text"
+    " $8::bytea, $9::text, $10::bytea, $11::text, $12::bytea, $13::text, coalesce($14::int, 80)"
     " FROM taken WHERE NOT taken.slug AND NOT taken.phone ON CONFLICT DO NOTHING RETURNING c.*)"
     " SELECT (SELECT slug FROM taken), (SELECT phone FROM taken), (SELECT id FROM ins),"
     " (SELECT json_build_object('data', " CONN_ITEM ")::text FROM ins c)",
-    13};
+    14};
 
 /* Replies 409 when the statement reported a taken slug or phone number id; returns 1 then. */
 static int conn_taken(http_request_t *r, PGresult *res, int slug_col)
@@ -470,7 +488,8 @@ void api_connections_create(http_request_t *r)
                       conn_sealed(&s[CONN_APP_SECRET]),
                       conn_hint(&s[CONN_APP_SECRET]),
                       conn_sealed(&s[CONN_VERIFY_TOKEN]),
-                      conn_hint(&s[CONN_VERIFY_TOKEN])};
+                      conn_hint(&s[CONN_VERIFY_TOKEN]),
+                      conn_mps(r, &in)};
     api_db_call(r, &conn_create_stmt, p, UTIL_ARRAY_SIZE(p), conn_on_created);
 }
 
@@ -500,13 +519,14 @@ static pg_stmt_t conn_patch_stmt = {
     " app_secret_hint = CASE WHEN $15::bool THEN $17::text ELSE c.app_secret_hint END,"
     " verify_token_enc = CASE WHEN $18::bool THEN $19::bytea ELSE c.verify_token_enc END,"
     " verify_token_hint = CASE WHEN $18::bool THEN $20::text ELSE c.verify_token_hint END,"
-    " verify_token = CASE WHEN $18::bool THEN NULL ELSE c.verify_token END, updated_at = now()"
+    " verify_token = CASE WHEN $18::bool THEN NULL ELSE c.verify_token END,"
+    " messages_per_second = coalesce($21::int, c.messages_per_second), updated_at = now()"
     " FROM taken WHERE NOT taken.slug AND NOT taken.phone AND c.company_id = $1::bigint AND c.id = $2::bigint"
     " RETURNING c.*)"
     " SELECT EXISTS (SELECT 1 FROM connections WHERE company_id = $1::bigint AND id = $2::bigint),"
     " (SELECT slug FROM taken), (SELECT phone FROM taken),"
     " (SELECT json_build_object('data', " CONN_ITEM ")::text FROM upd c)",
-    20};
+    21};
 
 static void conn_on_patched(http_request_t *r, PGresult *res)
 {
@@ -534,7 +554,7 @@ void api_connections_patch(http_request_t *r)
     if (conn_input(r, &in, 0) != 0)
         return;
     int any = in.name.present || in.slug.present || in.status.present || in.phone_number_id.present ||
-              in.waba_id.present || in.display_phone_number.present;
+              in.waba_id.present || in.display_phone_number.present || in.messages_per_second != 0;
     for (int i = 0; i != CONN_NSECRETS; ++i)
         any |= in.secret[i].present;
     if (!any) {
@@ -561,7 +581,8 @@ void api_connections_patch(http_request_t *r)
                       conn_hint(&s[CONN_APP_SECRET]),
                       conn_flag(s[CONN_VERIFY_TOKEN].present),
                       conn_sealed(&s[CONN_VERIFY_TOKEN]),
-                      conn_hint(&s[CONN_VERIFY_TOKEN])};
+                      conn_hint(&s[CONN_VERIFY_TOKEN]),
+                      conn_mps(r, &in)};
     api_db_call(r, &conn_patch_stmt, p, UTIL_ARRAY_SIZE(p), conn_on_patched);
 }
 

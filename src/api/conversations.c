@@ -21,6 +21,7 @@
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
+#include "core/config.h"
 #include "core/util.h"
 #include "http/reply.h"
 
@@ -320,13 +321,10 @@ void api_conversations_messages(http_request_t *r)
  */
 #define MSG_TEXT_MAX 4096 /* WhatsApp's limit for a text message body */
 
-static pg_stmt_t msg_create_stmt = {
-    "WITH conv AS (UPDATE conversations SET last_message_at = now(), last_message_preview = left($3, 100),"
-    " updated_at = now() WHERE company_id = $1 AND id = $2 RETURNING company_id, id),"
-    " m AS (INSERT INTO messages (company_id, conversation_id, direction, type, body, status, sender_id)"
-    " SELECT company_id, id, 'outbound', 'text', $3, 'pending', $4 FROM conv RETURNING *)"
-    " SELECT json_build_object('data', " MSG_ITEM ")::text, m.conversation_id FROM m",
-    4};
+/* The message and its sending job in one transaction (message_send, migration 0007). */
+static pg_stmt_t msg_create_stmt = {"SELECT json_build_object('data', " MSG_ITEM ")::text, m.conversation_id"
+                                    " FROM message_send($1, $2, $3, $4, $5) m",
+                                    5};
 
 static void msg_on_created(http_request_t *r, PGresult *res)
 {
@@ -363,7 +361,7 @@ void api_conversations_send(http_request_t *r)
         return;
     }
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, id), PG_TEXT(text),
-                      api_db_i64(r, r->auth.user_id)};
-    api_db_call(r, &msg_create_stmt, p, 4, msg_on_created); /* parameters are copied here */
+                      api_db_i64(r, r->auth.user_id), api_db_i64(r, config.send_attempts)};
+    api_db_call(r, &msg_create_stmt, p, 5, msg_on_created); /* parameters are copied here */
     json_decref(body);
 }

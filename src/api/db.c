@@ -22,6 +22,9 @@ void api_db_describe(const http_request_t *r, const pg_reply_t *reply, int *stat
         *status = 404, *code = "not_found", *message = "a referenced record does not exist";
     } else if (strncmp(state, "22", 2) == 0 || strcmp(state, "23514") == 0) {
         *status = 400, *code = "invalid", *message = "a value was refused by the database";
+    } else if (strcmp(state, "CVNOC") == 0) {
+        *status = 409, *code = "no_connection",
+        *message = "the conversation has no WhatsApp connection to send through";
     } else if (strcmp(state, "57014") == 0) {
         *status = 503, *code = "timeout", *message = "the database took too long";
     } else {

@@ -48,6 +48,14 @@ void api_health_live(struct http_request *r);
 /* Handlers (src/api/metrics.c) */
 void api_metrics_get(struct http_request *r);
 
+/* Handlers (src/api/campaigns.c) */
+void api_campaigns_list(struct http_request *r);
+void api_campaigns_create(struct http_request *r);
+void api_campaigns_get(struct http_request *r);
+void api_campaigns_trigger(struct http_request *r);
+void api_campaigns_pause(struct http_request *r);
+void api_campaigns_resume(struct http_request *r);
+void api_campaigns_cancel(struct http_request *r);
 /* Handlers (src/api/queues.c) */
 void api_queues_list(struct http_request *r);
 void api_queues_failed(struct http_request *r);

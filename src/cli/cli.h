@@ -15,6 +15,8 @@ int cli_seed_scale(int argc, char **argv);
 int cli_keys(int argc, char **argv);
 /** `token create`: an API token for an integration, shown once (src/cli/token.c). */
 int cli_token(int argc, char **argv);
+/** `fake-meta`: a stand-in for the WhatsApp Cloud API, for tests, the bench and the demo (src/cli/fake_meta.c). */
+int cli_fake_meta(int argc, char **argv);
 int cli_version(int argc, char **argv);
 
 /** True when argv holds -h or --help. */

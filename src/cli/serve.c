@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "ops/metrics.h"
 #include "meta/apply.h"
+#include "meta/send.h"
 #include "ops/proc.h"
 #include "queue/push.h"
 #include "queue/worker.h"
@@ -62,7 +63,8 @@ int cli_serve(int argc, char **argv)
                "Redis may be down at start: connections are retried with backoff and\n"
                "/api/health reports them. SIGTERM or SIGINT stop it gracefully.\n"
                "ENCRYPTION_KEY must be set: it encrypts the connections' secrets.\n"
-               "It also runs QUEUE_CONCURRENCY workers of the job queue (webhooks); 0 runs none.\n");
+               "It also runs QUEUE_CONCURRENCY workers of the webhooks queue and SEND_CONCURRENCY\n"
+               "of each sending queue (agents' replies, campaigns) through META_GRAPH_URL; 0 runs none.\n");
         return 0;
     }
     if (argc > 1) {
@@ -90,10 +92,16 @@ int cli_serve(int argc, char **argv)
     static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop, api_auth_authenticate};
     metrics_cache_init(cache_kind_names, CACHE_KIND_MAX);
     workq_start(2);
-    queue_worker_t *worker = NULL;
+    queue_worker_t *worker = NULL, *replies = NULL, *campaigns = NULL;
     if (config.queue_concurrency > 0)
         worker = queue_worker_start(&meta_webhooks_queue, config.queue_concurrency);
+    if (config.send_concurrency > 0) {
+        replies = queue_worker_start(&meta_outbound_queue, config.send_concurrency);
+        campaigns = queue_worker_start(&meta_campaigns_queue, config.send_concurrency);
+    }
     int rc = http_server_run(api_routes, api_nroutes, &hooks);
+    queue_worker_stop(campaigns);
+    queue_worker_stop(replies);
     queue_worker_stop(worker);
     workq_stop();
     metrics_shutdown();

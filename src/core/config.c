@@ -140,6 +140,12 @@ int config_load(void)
         .queue_backoff_ms = 2000,
         .queue_lease_ms = 30000,
         .queue_retention_s = 86400,
+        .send_concurrency = 2,
+        .send_attempts = 6,
+        .meta_graph_url = config_string("META_GRAPH_URL", "https://graph.facebook.com"),
+        .meta_graph_version = config_string("META_GRAPH_VERSION", "v21.0"),
+        .meta_timeout_ms = 10000,
+        .meta_connect_timeout_ms = 3000,
         .max_body_bytes = 3 * 1024 * 1024,
         .max_connections = 10000,
         .http_timeout_ms = 10000,
@@ -175,6 +181,10 @@ int config_load(void)
         config_unsigned("QUEUE_BACKOFF_MS", 1, 3600000, &config.queue_backoff_ms) != 0 ||
         config_unsigned("QUEUE_LEASE_MS", 100, 86400000, &config.queue_lease_ms) != 0 ||
         config_unsigned("QUEUE_RETENTION_SECONDS", 1, 365u * 86400, &config.queue_retention_s) != 0 ||
+        config_unsigned("SEND_CONCURRENCY", 0, 64, &config.send_concurrency) != 0 ||
+        config_unsigned("SEND_ATTEMPTS", 1, 100, &config.send_attempts) != 0 ||
+        config_unsigned("META_TIMEOUT_MS", 100, 600000, &config.meta_timeout_ms) != 0 ||
+        config_unsigned("META_CONNECT_TIMEOUT_MS", 100, 600000, &config.meta_connect_timeout_ms) != 0 ||
         config_uint("MAX_BODY_BYTES", 1024, 1024ull * 1024 * 1024, &body) != 0 ||
         config_unsigned("MAX_CONNECTIONS", 1, 1000000, &config.max_connections) != 0 ||
         config_unsigned("HTTP_TIMEOUT_MS", 100, 3600000, &config.http_timeout_ms) != 0 ||
@@ -192,6 +202,22 @@ int config_load(void)
                  config.statement_timeout_ms + 1000);
         return config_bad("QUEUE_LEASE_MS", v, why);
     }
+
+    /* a send holds its job while it waits for the rate limit (at most 2 s) and for Meta */
+    if ((unsigned long long)config.queue_lease_ms < (unsigned long long)config.meta_timeout_ms + 5000) {
+        char v[32], why[128];
+        snprintf(v, sizeof(v), "%u", config.queue_lease_ms);
+        snprintf(why, sizeof(why), "must be at least META_TIMEOUT_MS + 5000 (%u)", config.meta_timeout_ms + 5000);
+        return config_bad("QUEUE_LEASE_MS", v, why);
+    }
+    if (strncmp(config.meta_graph_url, "http://", 7) != 0 && strncmp(config.meta_graph_url, "https://", 8) != 0)
+        return config_bad("META_GRAPH_URL", config.meta_graph_url, "must start with http:// or https://");
+    if (strlen(config.meta_graph_url) > 512 || config.meta_graph_url[strlen(config.meta_graph_url) - 1] == '/')
+        return config_bad("META_GRAPH_URL", config.meta_graph_url, "must be at most 512 bytes, without a trailing /");
+    if (strspn(config.meta_graph_version, "abcdefghijklmnopqrstuvwxyz0123456789.") !=
+            strlen(config.meta_graph_version) ||
+        strlen(config.meta_graph_version) > 16)
+        return config_bad("META_GRAPH_VERSION", config.meta_graph_version, "must look like v21.0");
 
     config_redis_addr_t addr;
     if (config_parse_redis_url(config.redis_url, &addr) != 0)

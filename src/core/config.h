@@ -30,17 +30,23 @@ typedef struct config {
     /* Time to live of cached responses, in seconds (CACHE_TTL_<NAME>); see cache/cache.h. */
     unsigned cache_ttl_status, cache_ttl_conversations, cache_ttl_messages, cache_ttl_notifications,
         cache_ttl_connections;
-    unsigned queue_concurrency;   /* QUEUE_CONCURRENCY: jobs this process runs at once; 0 runs no worker */
-    unsigned queue_attempts;      /* QUEUE_ATTEMPTS: tries before a job is left as failed */
-    unsigned queue_backoff_ms;    /* QUEUE_BACKOFF_MS: wait before the 2nd try; doubles each time */
-    unsigned queue_lease_ms;      /* QUEUE_LEASE_MS: a running job whose worker is silent this long is taken again */
-    unsigned queue_retention_s;   /* QUEUE_RETENTION_SECONDS: completed jobs are kept this long */
-    size_t max_body_bytes;        /* MAX_BODY_BYTES */
-    unsigned max_connections;     /* MAX_CONNECTIONS: whole process */
-    unsigned http_timeout_ms;     /* HTTP_TIMEOUT_MS: header read and keep-alive idle */
-    unsigned shutdown_timeout_ms; /* SHUTDOWN_TIMEOUT_MS */
-    unsigned memory_limit_mb;     /* MEMORY_LIMIT_MB: 0 = cgroup limit or physical memory */
-    unsigned db_wait_s;           /* DB_WAIT_SECONDS: how long one-shot commands wait for the database */
+    unsigned queue_concurrency; /* QUEUE_CONCURRENCY: jobs this process runs at once; 0 runs no worker */
+    unsigned queue_attempts;    /* QUEUE_ATTEMPTS: tries before a job is left as failed */
+    unsigned queue_backoff_ms;  /* QUEUE_BACKOFF_MS: wait before the 2nd try; doubles each time */
+    unsigned queue_lease_ms;    /* QUEUE_LEASE_MS: a running job whose worker is silent this long is taken again */
+    unsigned queue_retention_s; /* QUEUE_RETENTION_SECONDS: completed jobs are kept this long */
+    unsigned send_concurrency;  /* SEND_CONCURRENCY: batches of sends this process runs at once per queue; 0 = none */
+    unsigned send_attempts;     /* SEND_ATTEMPTS: tries of a send that fails for a passing reason */
+    const char *meta_graph_url; /* META_GRAPH_URL: base URL of the Graph API (no trailing slash) */
+    const char *meta_graph_version;   /* META_GRAPH_VERSION: e.g. v21.0 */
+    unsigned meta_timeout_ms;         /* META_TIMEOUT_MS: a whole Graph API request */
+    unsigned meta_connect_timeout_ms; /* META_CONNECT_TIMEOUT_MS */
+    size_t max_body_bytes;            /* MAX_BODY_BYTES */
+    unsigned max_connections;         /* MAX_CONNECTIONS: whole process */
+    unsigned http_timeout_ms;         /* HTTP_TIMEOUT_MS: header read and keep-alive idle */
+    unsigned shutdown_timeout_ms;     /* SHUTDOWN_TIMEOUT_MS */
+    unsigned memory_limit_mb;         /* MEMORY_LIMIT_MB: 0 = cgroup limit or physical memory */
+    unsigned db_wait_s;               /* DB_WAIT_SECONDS: how long one-shot commands wait for the database */
     /*
      * ENCRYPTION_KEY: the key of secrets at rest (src/auth/secrets.h): 64 hex characters
      * or base64 of 32 bytes, used as is; other text is hashed with SHA-256 (and a warning

@@ -15,17 +15,24 @@ void loop_timer_init(loop_timer_t *t, h2o_loop_t *loop, loop_timer_cb cb)
 
 void loop_timer_start(loop_timer_t *t, uint64_t ms)
 {
+    if (ms == 0)
+        ms = 1; /* h2o would run a 0 ms entry re-armed from its callback again and again in one pass */
     loop_timer_stop(t);
-    if (t->initialized && t->ms != ms) {
-        h2o_timeout_dispose(t->loop, &t->group);
-        t->initialized = 0;
+    if (!(t->initialized[t->cur] && t->ms[t->cur] == ms)) {
+        int other = 1 - t->cur;
+        if (t->initialized[other] && t->ms[other] != ms) {
+            /* not the group being run, if any: the entry fired from group[cur] */
+            h2o_timeout_dispose(t->loop, &t->group[other]);
+            t->initialized[other] = 0;
+        }
+        if (!t->initialized[other]) {
+            h2o_timeout_init(t->loop, &t->group[other], ms);
+            t->ms[other] = ms;
+            t->initialized[other] = 1;
+        }
+        t->cur = other;
     }
-    if (!t->initialized) {
-        h2o_timeout_init(t->loop, &t->group, ms);
-        t->ms = ms;
-        t->initialized = 1;
-    }
-    h2o_timeout_link(t->loop, &t->group, &t->entry);
+    h2o_timeout_link(t->loop, &t->group[t->cur], &t->entry);
 }
 
 void loop_timer_stop(loop_timer_t *t)
@@ -42,8 +49,9 @@ int loop_timer_armed(const loop_timer_t *t)
 void loop_timer_dispose(loop_timer_t *t)
 {
     loop_timer_stop(t);
-    if (t->initialized) {
-        h2o_timeout_dispose(t->loop, &t->group);
-        t->initialized = 0;
-    }
+    for (int i = 0; i != 2; ++i)
+        if (t->initialized[i]) {
+            h2o_timeout_dispose(t->loop, &t->group[i]);
+            t->initialized[i] = 0;
+        }
 }

@@ -3,8 +3,14 @@
  *
  * h2o 2.2.5 groups timeout entries by a fixed duration (h2o_timeout_t); a timer
  * whose duration varies (backoff, per-call deadlines) needs its own group, which this
- * wraps. The owner embeds a loop_timer_t, starts it as often as it likes, and must
- * call loop_timer_dispose() before freeing it.
+ * wraps. The owner embeds a loop_timer_t, starts it as often as it likes (from its
+ * own callback too), and must call loop_timer_dispose() before freeing it.
+ *
+ * Why two groups: h2o runs a group's due entries in a loop bounded by the group's
+ * duration as it was when the run began; a timer re-armed from its callback with
+ * another duration must therefore go into another group object, or it would be seen
+ * as due again at once and spin. The group left behind is disposed on a later start,
+ * never while h2o may be running it.
  */
 #ifndef CONVERSA_CORE_TIMER_H
 #define CONVERSA_CORE_TIMER_H
@@ -16,11 +22,12 @@ typedef void (*loop_timer_cb)(loop_timer_t *timer);
 
 struct loop_timer {
     h2o_loop_t *loop;
-    h2o_timeout_t group;
+    h2o_timeout_t group[2];
+    uint64_t ms[2];
+    int initialized[2];
+    int cur; /* the group the entry goes into */
     h2o_timeout_entry_t entry;
     loop_timer_cb cb;
-    uint64_t ms;
-    int initialized;
 };
 
 /** Prepares a timer; it does not run until loop_timer_start(). */

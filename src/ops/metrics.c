@@ -254,6 +254,14 @@ static const metrics_family_t metrics_counter_families[METRICS_COUNTER_MAX] = {
                              "Jobs left as failed (dead letter) after their last attempt."},
     [METRICS_JOBS_RECOVERED] = {"queue_jobs_recovered_total", "counter",
                                 "Running jobs taken back because their worker's lease expired."},
+    [METRICS_GRAPH_ACCEPTED] = {"graph_messages_accepted_total", "counter",
+                                "Messages the WhatsApp Cloud API accepted (answered with a wamid)."},
+    [METRICS_GRAPH_THROTTLED] = {"graph_messages_throttled_total", "counter",
+                                 "Sends refused for throughput or pair rate (130429, 131056, ...), retried later."},
+    [METRICS_GRAPH_RETRIED] = {"graph_messages_retried_total", "counter",
+                               "Sends that failed for a passing reason (5xx, network, maintenance), retried."},
+    [METRICS_GRAPH_REJECTED] = {"graph_messages_rejected_total", "counter",
+                                "Sends refused for good (outside the 24 h window, invalid number, other 4xx)."},
 };
 
 static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
@@ -275,6 +283,8 @@ static const metrics_family_t metrics_rtt_families[METRICS_RTT_MAX] = {
     [METRICS_RTT_PG] = {"db_query_duration_seconds", "histogram", "PostgreSQL round trip per query, in seconds."},
     [METRICS_RTT_REDIS] = {"redis_command_duration_seconds", "histogram", "Redis round trip per command, in seconds."},
     [METRICS_RTT_JOB] = {"queue_job_duration_seconds", "histogram", "Time to run one job attempt, in seconds."},
+    [METRICS_RTT_GRAPH] = {"graph_request_duration_seconds", "histogram",
+                           "Round trip of one request to the WhatsApp Cloud API, in seconds."},
 };
 
 static void metrics_label_escape(strbuf_t *out, const char *s)

@@ -37,6 +37,10 @@ typedef enum metrics_counter {
     METRICS_JOBS_RETRIED,        /* attempts that failed and were scheduled again */
     METRICS_JOBS_FAILED,         /* jobs left as failed after their last attempt */
     METRICS_JOBS_RECOVERED,      /* running jobs taken back after their lease expired */
+    METRICS_GRAPH_ACCEPTED,      /* messages Meta accepted (a wamid came back) */
+    METRICS_GRAPH_THROTTLED,     /* sends refused for throughput or pair rate, retried later */
+    METRICS_GRAPH_RETRIED,       /* sends that failed for a passing reason (5xx, network), retried */
+    METRICS_GRAPH_REJECTED,      /* sends refused for good (4xx, 24 h window, invalid number) */
     METRICS_COUNTER_MAX
 } metrics_counter_t;
 
@@ -55,7 +59,13 @@ typedef enum metrics_gauge {
     METRICS_GAUGE_MAX
 } metrics_gauge_t;
 
-typedef enum metrics_rtt { METRICS_RTT_PG, METRICS_RTT_REDIS, METRICS_RTT_JOB, METRICS_RTT_MAX } metrics_rtt_t;
+typedef enum metrics_rtt {
+    METRICS_RTT_PG,
+    METRICS_RTT_REDIS,
+    METRICS_RTT_JOB,
+    METRICS_RTT_GRAPH,
+    METRICS_RTT_MAX
+} metrics_rtt_t;
 
 /* Cache events, counted per cached resource (the `cache` label). */
 typedef enum metrics_cache_event {

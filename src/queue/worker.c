@@ -5,6 +5,7 @@
 #include "core/timer.h"
 #include "core/util.h"
 #include "ops/metrics.h"
+#include "store/pgarray.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -28,8 +29,8 @@ struct queue_slot {
     slot_state_t state;
     queue_job_t *jobs; /* the batch being run: def.batch entries */
     char **errors;     /* per job: NULL, or why it failed (owned) */
+    int64_t *delays;   /* per failed job: -1 counted, -2 parked, else ms to wait */
     size_t njobs;
-    size_t failing; /* next job whose failure is to be recorded */
     uint64_t started_ns;
     char owner[96];
 };
@@ -58,6 +59,7 @@ struct queue_worker {
     h2o_socket_t *listen_sock;
     char lease_ms[16], backoff_ms[16], retention_s[16], batch[16];
     queue_slot_t *slots;
+    void *context; /* def.thread_start's */
 };
 
 /* ---- statements ---- */
@@ -80,14 +82,24 @@ static pg_stmt_t worker_claim_stmt = {
     " RETURNING j.company_id, j.id, j.attempts, j.max_attempts",
     4};
 
+/*
+ * A batch's failures in one statement. delay -1: a counted attempt, retried with
+ * backoff or left as failed after the last; delay >= 0: retried after that many
+ * milliseconds without counting the attempt; -2: parked (run_at infinity) until
+ * whoever parked it moves run_at back.
+ */
 static pg_stmt_t worker_fail_stmt = {
-    "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
-    " run_at = CASE WHEN attempts >= max_attempts THEN run_at"
-    " ELSE now() + $4::bigint * (2 ^ (attempts - 1)) * (0.8 + random() * 0.4) * interval '1 millisecond' END,"
-    " last_error = left($3, 2000), locked_by = NULL, locked_until = NULL, updated_at = now()"
-    " WHERE company_id = $1 AND id = $2 AND status = 'running' AND locked_by = $5"
-    " RETURNING status",
-    5};
+    "UPDATE jobs j SET attempts = CASE WHEN f.delay = -1 THEN j.attempts ELSE j.attempts - 1 END,"
+    " status = CASE WHEN f.delay = -1 AND j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,"
+    " run_at = CASE WHEN f.delay = -2 THEN 'infinity'"
+    " WHEN f.delay >= 0 THEN now() + f.delay * interval '1 millisecond'"
+    " WHEN j.attempts >= j.max_attempts THEN j.run_at"
+    " ELSE now() + $4::bigint * (2 ^ (j.attempts - 1)) * (0.8 + random() * 0.4) * interval '1 millisecond' END,"
+    " last_error = left(f.error, 2000), locked_by = NULL, locked_until = NULL, updated_at = now()"
+    " FROM unnest($1::int8[], $2::int8[], $3::text[], $6::int8[]) f(company, id, error, delay)"
+    " WHERE j.company_id = f.company AND j.id = f.id AND j.status = 'running' AND j.locked_by = $5"
+    " RETURNING j.id, j.status, f.delay",
+    6};
 
 /* Milliseconds until the earliest scheduled retry; NULL when none is waiting. */
 static pg_stmt_t worker_due_stmt = {"SELECT ceil(extract(epoch FROM min(run_at) - now()) * 1000)::bigint FROM jobs"
@@ -193,62 +205,100 @@ static void slot_claim(queue_slot_t *s)
     pg_exec(w->pg, &worker_claim_stmt, p, 4, slot_on_claim, s, NULL);
 }
 
-static void slot_fail_next(queue_slot_t *s);
+static void slot_idle(queue_slot_t *s)
+{
+    for (size_t i = 0; i < s->njobs; ++i) {
+        free(s->errors[i]);
+        s->errors[i] = NULL;
+    }
+    s->njobs = 0;
+    s->state = SLOT_IDLE;
+    slot_claim(s);
+    worker_ask_due(s->worker);
+}
 
 static void slot_on_failed(void *data, const pg_reply_t *reply)
 {
     queue_slot_t *s = data;
     queue_worker_t *w = s->worker;
-    const queue_job_t *job = &s->jobs[s->failing];
     if (reply->error != NULL) {
-        log_warn("queue", "%s: job %" PRId64 " could not be rescheduled (%s); its lease will expire", w->def.name,
-                 job->id, reply->error);
-    } else if (PQntuples(reply->res) == 1) {
-        if (strcmp(PQgetvalue(reply->res, 0, 0), "failed") == 0) {
-            metrics_add(w->metrics, METRICS_JOBS_FAILED, 1);
-            log_warn("queue", "%s: job %" PRId64 " failed for good after %d attempts", w->def.name, job->id,
-                     job->attempt);
-        } else {
-            metrics_add(w->metrics, METRICS_JOBS_RETRIED, 1);
+        log_warn("queue", "%s: failed jobs could not be rescheduled (%s); their leases will expire", w->def.name,
+                 reply->error);
+    } else {
+        for (int i = 0; i < PQntuples(reply->res); ++i) {
+            if (strcmp(PQgetvalue(reply->res, i, 2), "-1") != 0)
+                continue; /* not a counted attempt */
+            if (strcmp(PQgetvalue(reply->res, i, 1), "failed") == 0) {
+                metrics_add(w->metrics, METRICS_JOBS_FAILED, 1);
+                log_warn("queue", "%s: job %s failed for good after its last attempt", w->def.name,
+                         PQgetvalue(reply->res, i, 0));
+            } else {
+                metrics_add(w->metrics, METRICS_JOBS_RETRIED, 1);
+            }
         }
     }
-    s->failing++;
-    slot_fail_next(s);
+    slot_idle(s);
 }
 
-/* Records the batch's failures one by one, then looks for more work. */
-static void slot_fail_next(queue_slot_t *s)
+/* Records the batch's failures in one statement, then looks for more work. */
+static void slot_record_failures(queue_slot_t *s)
 {
     queue_worker_t *w = s->worker;
-    while (s->failing < s->njobs && s->errors[s->failing] == NULL)
-        s->failing++;
-    if (s->failing == s->njobs || w->closing) {
-        for (size_t i = 0; i < s->njobs; ++i) {
-            free(s->errors[i]);
-            s->errors[i] = NULL;
-        }
-        s->njobs = 0;
-        s->state = SLOT_IDLE;
-        slot_claim(s);
-        worker_ask_due(w);
+    pg_array_t company, id, error, delay;
+    pg_array_init(&company, PG_OID_INT8);
+    pg_array_init(&id, PG_OID_INT8);
+    pg_array_init(&error, PG_OID_TEXT);
+    pg_array_init(&delay, PG_OID_INT8);
+    size_t n = 0;
+    for (size_t i = 0; i < s->njobs; ++i) {
+        if (s->errors[i] == NULL)
+            continue;
+        const queue_job_t *job = &s->jobs[i];
+        if (s->delays[i] == -1)
+            log_info("queue", "%s: job %" PRId64 " attempt %d/%d failed: %s", w->def.name, job->id, job->attempt,
+                     job->max_attempts, s->errors[i]);
+        else
+            log_debug("queue", "%s: job %" PRId64 " deferred (%" PRId64 " ms): %s", w->def.name, job->id, s->delays[i],
+                      s->errors[i]);
+        pg_array_add_i64(&company, job->company);
+        pg_array_add_i64(&id, job->id);
+        pg_array_add(&error, s->errors[i], strlen(s->errors[i]));
+        pg_array_add_i64(&delay, s->delays[i]);
+        n++;
+    }
+    if (n == 0 || w->closing) {
+        pg_array_free(&company);
+        pg_array_free(&id);
+        pg_array_free(&error);
+        pg_array_free(&delay);
+        slot_idle(s);
         return;
     }
-    const queue_job_t *job = &s->jobs[s->failing];
-    const char *error = s->errors[s->failing];
-    log_info("queue", "%s: job %" PRId64 " attempt %d/%d failed: %s", w->def.name, job->id, job->attempt,
-             job->max_attempts, error);
-    char company[24], id[24];
-    snprintf(company, sizeof(company), "%" PRId64, job->company);
-    snprintf(id, sizeof(id), "%" PRId64, job->id);
-    pg_param_t p[] = {PG_TEXT(company), PG_TEXT(id), PG_TEXT(error), PG_TEXT(w->backoff_ms), PG_TEXT(s->owner)};
-    pg_exec(w->pg, &worker_fail_stmt, p, 5, slot_on_failed, s, NULL);
+    pg_param_t p[] = {pg_array_param(&company), pg_array_param(&id), pg_array_param(&error),
+                      PG_TEXT(w->backoff_ms),   PG_TEXT(s->owner),   pg_array_param(&delay)};
+    pg_exec(w->pg, &worker_fail_stmt, p, 6, slot_on_failed, s, NULL);
+    pg_array_free(&company);
+    pg_array_free(&id);
+    pg_array_free(&error);
+    pg_array_free(&delay);
 }
 
-void queue_slot_fail(queue_slot_t *s, size_t i, const char *error)
+static void slot_mark(queue_slot_t *s, size_t i, const char *error, int64_t delay)
 {
     if (i >= s->njobs || s->errors[i] != NULL)
         return;
     s->errors[i] = util_strdup(error != NULL && *error != '\0' ? error : "failed");
+    s->delays[i] = delay;
+}
+
+void queue_slot_fail(queue_slot_t *s, size_t i, const char *error)
+{
+    slot_mark(s, i, error, -1);
+}
+
+void queue_slot_retry(queue_slot_t *s, size_t i, int64_t delay_ms, const char *error)
+{
+    slot_mark(s, i, error, delay_ms < 0 ? -2 : delay_ms);
 }
 
 void queue_slot_done(queue_slot_t *s)
@@ -262,8 +312,27 @@ void queue_slot_done(queue_slot_t *s)
     }
     metrics_add(w->metrics, METRICS_JOBS_COMPLETED, s->njobs - failed);
     s->state = SLOT_FAILING;
-    s->failing = 0;
-    slot_fail_next(s);
+    slot_record_failures(s);
+}
+
+h2o_loop_t *queue_slot_loop(queue_slot_t *s)
+{
+    return s->worker->loop;
+}
+
+void *queue_slot_context(queue_slot_t *s)
+{
+    return s->worker->context;
+}
+
+metrics_shard_t *queue_slot_metrics(queue_slot_t *s)
+{
+    return s->worker->metrics;
+}
+
+int queue_slot_stopping(queue_slot_t *s)
+{
+    return atomic_load(&s->worker->stopping) || s->worker->closing;
 }
 
 pg_pool_t *queue_slot_pg(queue_slot_t *s)
@@ -483,6 +552,8 @@ static void *worker_main(void *arg)
     config_parse_redis_url(config.redis_url, &w->redis_addr);
     w->redis = redis_client_new(w->loop, &w->redis_addr, config.redis_timeout_ms, w->metrics);
     w->cache = cache_thread_new(w->loop, w->mq, w->redis, w->metrics);
+    if (w->def.thread_start != NULL)
+        w->context = w->def.thread_start(w->loop, w->redis, w->metrics);
     loop_timer_init(&w->tick, w->loop, worker_on_tick);
     loop_timer_init(&w->due, w->loop, worker_on_due_timer);
     loop_timer_start(&w->tick, 100); /* first look once the pool had a moment to connect */
@@ -496,6 +567,8 @@ static void *worker_main(void *arg)
         log_warn("queue", "%s: jobs still running at shutdown are left to their lease", w->def.name);
 
     w->closing = 1;
+    if (w->def.thread_stop != NULL)
+        w->def.thread_stop(w->context); /* what it still had in flight fails: slots go idle */
     loop_timer_dispose(&w->tick);
     loop_timer_dispose(&w->due);
     worker_unlisten(w);
@@ -527,6 +600,7 @@ queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency)
         w->slots[i].index = i;
         w->slots[i].jobs = util_calloc(w->def.batch, sizeof(queue_job_t));
         w->slots[i].errors = util_calloc(w->def.batch, sizeof(char *));
+        w->slots[i].delays = util_calloc(w->def.batch, sizeof(int64_t));
         snprintf(w->slots[i].owner, sizeof(w->slots[i].owner), "%s:%ld:%u", host, (long)getpid(), i);
     }
     snprintf(w->lease_ms, sizeof(w->lease_ms), "%u", config.queue_lease_ms);
@@ -555,6 +629,7 @@ void queue_worker_stop(queue_worker_t *w)
         for (size_t k = 0; k < w->def.batch; ++k)
             free(w->slots[i].errors[k]);
         free(w->slots[i].errors);
+        free(w->slots[i].delays);
         free(w->slots[i].jobs);
     }
     free(w->slots);

@@ -32,7 +32,11 @@
 #include <stdint.h>
 
 #include "cache/cache.h"
+#include <h2o.h>
 #include "store/pg.h"
+
+struct redis_client;
+struct metrics_shard;
 
 typedef struct queue_worker queue_worker_t;
 typedef struct queue_slot queue_slot_t;
@@ -56,6 +60,10 @@ typedef struct queue_def {
     const char *name;
     unsigned batch; /* most jobs a slot claims and runs at once */
     queue_run_fn run;
+    /** Optional: the worker thread's own state for run (queue_slot_context()), made before any job runs. */
+    void *(*thread_start)(h2o_loop_t *loop, struct redis_client *redis, struct metrics_shard *metrics);
+    /** Optional: frees that state once no batch is running any more (or the shutdown timeout passed). */
+    void (*thread_stop)(void *context);
 } queue_def_t;
 
 /** Starts the workers of def (concurrency slots) on a new thread. */
@@ -76,8 +84,27 @@ cache_thread_t *queue_slot_cache(queue_slot_t *s);
 /** The value of jobs.locked_by while this slot holds its job. */
 const char *queue_slot_owner(queue_slot_t *s);
 
-/** Marks job i of the slot's batch as failed, with why (copied). */
+/** The worker thread's event loop. */
+h2o_loop_t *queue_slot_loop(queue_slot_t *s);
+
+/** What def.thread_start made on this worker's thread, or NULL. */
+void *queue_slot_context(queue_slot_t *s);
+
+/** The worker thread's metrics shard. */
+struct metrics_shard *queue_slot_metrics(queue_slot_t *s);
+
+/** Whether the worker is stopping: a run function should not start waiting for anything long. */
+int queue_slot_stopping(queue_slot_t *s);
+
+/** Marks job i of the slot's batch as failed (an attempt counted), with why (copied). */
 void queue_slot_fail(queue_slot_t *s, size_t i, const char *error);
+
+/**
+ * Sends job i back to the queue without counting the attempt: due again after
+ * delay_ms, or parked (delay_ms < 0: run_at infinity) until something sets its run_at.
+ * For waits that say nothing about the job (rate limits, a paused campaign).
+ */
+void queue_slot_retry(queue_slot_t *s, size_t i, int64_t delay_ms, const char *error);
 
 /** Ends the slot's batch: every job not marked failed completed (its run function marked it so). */
 void queue_slot_done(queue_slot_t *s);

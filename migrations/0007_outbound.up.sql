@@ -1,0 +1,522 @@
+-- Sending through the WhatsApp Cloud API: agents' replies and campaigns.
+--
+-- Both go through the job queue (migration 0006): an agent's reply is a job of the
+-- 'outbound' queue, each campaign recipient a job of the 'campaigns' queue, with the
+-- contact's number within the connection as ordering key. The rows stay the truth:
+-- a message is 'pending' until Meta accepts it (then it has its wamid) and a recipient
+-- 'pending' until then too, so a job that runs again after a crash sees what was done
+-- and sends nothing twice.
+--
+-- A send whose outcome is unknown (the worker died with the request on the wire) is
+-- recognised when Meta's status webhook arrives: every message carries
+-- biz_opaque_callback_data naming its row ('m:<message>' or 'r:<campaign>:<contact>'),
+-- which Meta echoes in statuses, and outbound_status() records the wamid from it. The
+-- job is taken again only after its lease, by which time the status has normally
+-- arrived; then it is skipped.
+
+-- The number's throughput: Meta allows 80 messages/s by default, up to 1,000.
+ALTER TABLE connections ADD COLUMN messages_per_second integer NOT NULL DEFAULT 80,
+    ADD CONSTRAINT connections_messages_per_second_check CHECK (messages_per_second BETWEEN 1 AND 1000);
+
+ALTER TABLE campaign_recipients DROP CONSTRAINT campaign_recipients_status_check,
+    ADD CONSTRAINT campaign_recipients_status_check
+        CHECK (status IN ('pending', 'sent', 'delivered', 'read', 'failed', 'cancelled'));
+
+ALTER TABLE campaigns ADD COLUMN total bigint NOT NULL DEFAULT 0;
+
+-- Progress of each campaign per recipient status, kept by statement-level triggers
+-- (one row change per status per statement, however many recipients it touched).
+CREATE TABLE campaign_counts (
+    company_id  bigint NOT NULL,
+    campaign_id bigint NOT NULL,
+    status      text   NOT NULL,
+    n           bigint NOT NULL,
+    PRIMARY KEY (company_id, campaign_id, status),
+    CONSTRAINT campaign_counts_campaign_fk FOREIGN KEY (company_id, campaign_id)
+        REFERENCES campaigns (company_id, id) ON DELETE CASCADE
+);
+
+-- Rows are locked in key order so that two statements never wait on each other in a cycle.
+CREATE FUNCTION campaign_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO campaign_counts AS cc (company_id, campaign_id, status, n)
+        SELECT company_id, campaign_id, status, count(*) FROM new_rows
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (company_id, campaign_id, status) DO UPDATE SET n = cc.n + excluded.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE campaign_counts cc SET n = cc.n - d.k
+          FROM (SELECT company_id, campaign_id, status, count(*) AS k FROM old_rows GROUP BY 1, 2, 3) d
+         WHERE cc.company_id = d.company_id AND cc.campaign_id = d.campaign_id AND cc.status = d.status;
+    ELSE
+        INSERT INTO campaign_counts AS cc (company_id, campaign_id, status, n)
+        SELECT company_id, campaign_id, status, sum(k) FROM (
+            SELECT company_id, campaign_id, status, count(*) AS k FROM new_rows GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT company_id, campaign_id, status, -count(*) FROM old_rows GROUP BY 1, 2, 3) d
+         GROUP BY 1, 2, 3 HAVING sum(k) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (company_id, campaign_id, status) DO UPDATE SET n = cc.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER campaign_recipients_count_insert AFTER INSERT ON campaign_recipients
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaign_counts_apply();
+CREATE TRIGGER campaign_recipients_count_update AFTER UPDATE ON campaign_recipients
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaign_counts_apply();
+CREATE TRIGGER campaign_recipients_count_delete AFTER DELETE ON campaign_recipients
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaign_counts_apply();
+
+-- A campaign's jobs (pause, resume, cancel find them by campaign).
+CREATE INDEX jobs_campaign_idx ON jobs (company_id, ((meta ->> 'campaign')::bigint))
+    WHERE queue = 'campaigns' AND status = 'queued';
+
+-- An agent's reply: stored as pending and queued for sending, in one transaction. The
+-- per-key lock orders the jobs of one contact as queue/push.c does. Returns the new
+-- message (no row for an unknown conversation); raises CVNOC when the conversation has
+-- no connection.
+CREATE FUNCTION message_send(p_company bigint, p_conv bigint, p_text text, p_sender bigint, p_attempts int)
+RETURNS SETOF messages LANGUAGE plpgsql AS $$
+DECLARE
+    c   record;
+    m   messages;
+    v_key text;
+BEGIN
+    SELECT cv.id, cv.connection_id, ct.phone_number INTO c
+      FROM conversations cv JOIN contacts ct ON ct.company_id = cv.company_id AND ct.id = cv.contact_id
+     WHERE cv.company_id = p_company AND cv.id = p_conv FOR UPDATE OF cv;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF c.connection_id IS NULL THEN
+        RAISE EXCEPTION 'conversation % has no connection to send through', p_conv USING ERRCODE = 'CVNOC';
+    END IF;
+    v_key := c.connection_id || ':' || c.phone_number;
+    PERFORM pg_advisory_xact_lock(hashtextextended(v_key, 0));
+    UPDATE conversations SET last_message_at = now(), last_message_preview = left(p_text, 100), updated_at = now()
+     WHERE conversations.company_id = p_company AND conversations.id = p_conv;
+    INSERT INTO messages (company_id, conversation_id, direction, type, body, status, sender_id)
+    VALUES (p_company, p_conv, 'outbound', 'text', p_text, 'pending', p_sender)
+    RETURNING * INTO m;
+    INSERT INTO jobs (company_id, queue, key, payload, meta, max_attempts)
+    VALUES (p_company, 'outbound', v_key, ''::bytea, jsonb_build_object('message', m.id), p_attempts);
+    RETURN NEXT m;
+END $$;
+
+-- Starts a draft campaign: one recipient row per contact of its audience and one job
+-- each, set-based. Idempotent: a campaign that is not a draft is left as it is
+-- (returns NULL). Audience: {"all": true}, {"contact_ids": [...]}, or
+-- {"phone_prefix": "...", "labels": [...]} (either or both), validated by the API.
+CREATE FUNCTION campaign_start(p_company bigint, p_campaign bigint, p_attempts int) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+    n bigint;
+BEGIN
+    UPDATE campaigns SET status = 'running', started_at = now(), updated_at = now()
+     WHERE company_id = p_company AND id = p_campaign AND status = 'draft'
+    RETURNING connection_id, audience INTO c;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO campaign_recipients (company_id, campaign_id, contact_id)
+    SELECT p_company, p_campaign, ct.id FROM contacts ct
+     WHERE ct.company_id = p_company
+       AND (NOT c.audience ? 'contact_ids'
+            OR ct.id IN (SELECT x::bigint FROM jsonb_array_elements_text(c.audience -> 'contact_ids') x))
+       AND (NOT c.audience ? 'phone_prefix' OR ct.phone_number LIKE (c.audience ->> 'phone_prefix') || '%')
+       AND (NOT c.audience ? 'labels'
+            OR ct.labels && ARRAY(SELECT jsonb_array_elements_text(c.audience -> 'labels')))
+     ORDER BY ct.id
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO jobs (company_id, queue, key, payload, meta, max_attempts)
+    SELECT p_company, 'campaigns', c.connection_id || ':' || ct.phone_number, ''::bytea,
+           jsonb_build_object('campaign', p_campaign, 'contact', r.contact_id), p_attempts
+      FROM campaign_recipients r JOIN contacts ct ON ct.company_id = r.company_id AND ct.id = r.contact_id
+     WHERE r.company_id = p_company AND r.campaign_id = p_campaign AND r.status = 'pending'
+     ORDER BY r.contact_id;
+    UPDATE campaigns SET total = n,
+           status = CASE WHEN n = 0 THEN 'completed' ELSE status END,
+           completed_at = CASE WHEN n = 0 THEN now() END
+     WHERE company_id = p_company AND id = p_campaign;
+    RETURN n;
+END $$;
+
+-- Pause parks the campaign's waiting jobs (run_at infinity; a job already running
+-- sees the campaign paused and parks itself); resume makes them due and wakes the
+-- workers; cancel drops them and marks the recipients not yet sent as cancelled.
+-- Each returns the campaign's new status, or NULL when the move is not allowed.
+CREATE FUNCTION campaign_move(p_company bigint, p_campaign bigint, p_action text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status text;
+BEGIN
+    SELECT status INTO v_status FROM campaigns WHERE company_id = p_company AND id = p_campaign FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF p_action = 'pause' AND v_status = 'running' THEN
+        UPDATE jobs SET run_at = 'infinity', updated_at = now()
+         WHERE company_id = p_company AND queue = 'campaigns' AND status = 'queued'
+           AND (meta ->> 'campaign')::bigint = p_campaign;
+        v_status := 'paused';
+    ELSIF p_action = 'resume' AND v_status = 'paused' THEN
+        UPDATE jobs SET run_at = now(), updated_at = now()
+         WHERE company_id = p_company AND queue = 'campaigns' AND status = 'queued'
+           AND (meta ->> 'campaign')::bigint = p_campaign;
+        PERFORM pg_notify('conversa_jobs', 'campaigns');
+        v_status := 'running';
+    ELSIF p_action = 'cancel' AND v_status IN ('draft', 'running', 'paused') THEN
+        DELETE FROM jobs
+         WHERE company_id = p_company AND queue = 'campaigns' AND status = 'queued'
+           AND (meta ->> 'campaign')::bigint = p_campaign;
+        UPDATE campaign_recipients SET status = 'cancelled', updated_at = now()
+         WHERE company_id = p_company AND campaign_id = p_campaign AND status = 'pending';
+        v_status := 'cancelled';
+    ELSE
+        RETURN NULL;
+    END IF;
+    UPDATE campaigns SET status = v_status, updated_at = now(),
+           completed_at = CASE WHEN v_status = 'cancelled' THEN now() END
+     WHERE company_id = p_company AND id = p_campaign;
+    RETURN v_status;
+END $$;
+
+-- A running campaign with no recipient left pending is completed.
+CREATE FUNCTION campaign_settle(p_company bigint, p_campaign bigint) RETURNS void LANGUAGE sql AS $$
+    UPDATE campaigns SET status = 'completed', completed_at = now(), updated_at = now()
+     WHERE company_id = p_company AND id = p_campaign AND status = 'running'
+       AND coalesce((SELECT n FROM campaign_counts WHERE company_id = p_company AND campaign_id = p_campaign
+                      AND status = 'pending'), 0) = 0
+$$;
+
+-- What a batch of sending jobs is to do, one row per job held by p_worker, in order:
+-- action 'send' (with everything the request needs), 'skip' (already sent: nothing to
+-- do), 'park' (its campaign is paused), 'cancel' (its campaign was cancelled) or
+-- 'fail' (it cannot be sent: reason says why).
+CREATE FUNCTION outbound_prepare(p_companies bigint[], p_jobs bigint[], p_worker text)
+RETURNS TABLE (i bigint, action text, reason text, connection_id bigint, phone_number_id text,
+               access_token_enc bytea, messages_per_second int, to_number text, body text,
+               template_name text, template_language text, template_params text, callback text)
+LANGUAGE sql STABLE AS $$
+    SELECT f.i,
+           CASE WHEN jb.queue = 'outbound' AND (ms.id IS NULL OR ms.wamid IS NOT NULL OR ms.status <> 'pending')
+                THEN 'skip'
+                WHEN jb.queue = 'campaigns' AND (r.contact_id IS NULL OR r.wamid IS NOT NULL OR r.status <> 'pending')
+                THEN 'skip'
+                WHEN cp.status = 'cancelled' THEN 'cancel'
+                WHEN jb.queue = 'campaigns' AND cp.status <> 'running' THEN 'park'
+                WHEN cn.id IS NULL THEN 'fail'
+                WHEN cn.status <> 'active' THEN 'fail'
+                WHEN cn.phone_number_id IS NULL OR cn.access_token_enc IS NULL THEN 'fail'
+                ELSE 'send' END,
+           CASE WHEN cn.id IS NULL THEN 'the connection no longer exists'
+                WHEN cn.status <> 'active' THEN 'the connection is ' || cn.status
+                WHEN cn.phone_number_id IS NULL THEN 'the connection has no phone_number_id'
+                WHEN cn.access_token_enc IS NULL THEN 'the connection has no access token' END,
+           cn.id, cn.phone_number_id, cn.access_token_enc, cn.messages_per_second, ct.phone_number, ms.body,
+           cp.template_name, cp.template_language, cp.template_params::text,
+           CASE WHEN jb.queue = 'outbound' THEN 'm:' || ms.id ELSE 'r:' || r.campaign_id || ':' || r.contact_id END
+      FROM unnest(p_companies, p_jobs) WITH ORDINALITY AS f (company, job, i)
+      JOIN jobs jb ON jb.company_id = f.company AND jb.id = f.job AND jb.status = 'running'
+                  AND jb.locked_by = p_worker
+      LEFT JOIN messages ms ON jb.queue = 'outbound' AND ms.company_id = jb.company_id
+                           AND ms.id = (jb.meta ->> 'message')::bigint
+      LEFT JOIN conversations cv ON cv.company_id = ms.company_id AND cv.id = ms.conversation_id
+      LEFT JOIN campaign_recipients r ON jb.queue = 'campaigns' AND r.company_id = jb.company_id
+                                     AND r.campaign_id = (jb.meta ->> 'campaign')::bigint
+                                     AND r.contact_id = (jb.meta ->> 'contact')::bigint
+      LEFT JOIN campaigns cp ON cp.company_id = r.company_id AND cp.id = r.campaign_id
+      LEFT JOIN contacts ct ON ct.company_id = jb.company_id AND ct.id = coalesce(cv.contact_id, r.contact_id)
+      LEFT JOIN connections cn ON cn.company_id = jb.company_id AND cn.id = coalesce(cv.connection_id, cp.connection_id)
+     ORDER BY f.i
+$$;
+
+-- A batch's outcomes next to what each job was for (outbound_record's input).
+CREATE FUNCTION outbound_batch(p_companies bigint[], p_jobs bigint[], p_outcomes text[], p_wamids text[],
+                               p_codes bigint[], p_titles text[])
+RETURNS TABLE (company bigint, job bigint, queue text, message bigint, campaign bigint, contact bigint,
+               outcome text, wamid text, code int, title text)
+LANGUAGE sql STABLE AS $$
+    SELECT f.company, f.job, jb.queue, (jb.meta ->> 'message')::bigint, (jb.meta ->> 'campaign')::bigint,
+           (jb.meta ->> 'contact')::bigint, f.outcome, nullif(left(f.wamid, 512), ''), nullif(f.code, 0)::int,
+           nullif(left(f.title, 512), '')
+      FROM unnest(p_companies, p_jobs, p_outcomes, p_wamids, p_codes, p_titles)
+           AS f (company, job, outcome, wamid, code, title)
+      JOIN jobs jb ON jb.company_id = f.company AND jb.id = f.job
+$$;
+
+-- Records what became of a batch of sends and completes the jobs this worker still
+-- holds. outcome: 'sent' (Meta accepted it: wamid), 'failed' (for good: code, title),
+-- 'skip' or 'cancelled'. A wamid already known (from a status webhook) is kept. Returns
+-- the conversations whose messages changed, for the caller's cache.
+CREATE FUNCTION outbound_record(p_companies bigint[], p_jobs bigint[], p_outcomes text[], p_wamids text[],
+                                p_codes bigint[], p_titles text[], p_worker text)
+RETURNS TABLE (company_id bigint, conversation_id bigint) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v record;
+BEGIN
+    RETURN QUERY
+    UPDATE messages ms
+       SET wamid = coalesce(ms.wamid, b.wamid),
+           status = CASE WHEN b.outcome = 'failed' AND ms.status = 'pending' THEN 'failed' ELSE ms.status END,
+           error_code = CASE WHEN b.outcome = 'failed' AND ms.status = 'pending' THEN b.code ELSE ms.error_code END,
+           error_title = CASE WHEN b.outcome = 'failed' AND ms.status = 'pending' THEN b.title ELSE ms.error_title END,
+           updated_at = now()
+      FROM outbound_batch(p_companies, p_jobs, p_outcomes, p_wamids, p_codes, p_titles) b
+     WHERE b.queue = 'outbound' AND b.outcome IN ('sent', 'failed') AND ms.company_id = b.company
+       AND ms.id = b.message
+    RETURNING ms.company_id, ms.conversation_id;
+
+    UPDATE campaign_recipients r
+       SET status = CASE WHEN r.status <> 'pending' THEN r.status ELSE b.outcome END,
+           wamid = coalesce(r.wamid, b.wamid),
+           attempts = r.attempts + 1,
+           error_code = CASE WHEN b.outcome = 'failed' THEN b.code ELSE r.error_code END,
+           error_title = CASE WHEN b.outcome = 'failed' THEN b.title ELSE r.error_title END,
+           updated_at = now()
+      FROM outbound_batch(p_companies, p_jobs, p_outcomes, p_wamids, p_codes, p_titles) b
+     WHERE b.queue = 'campaigns' AND b.outcome IN ('sent', 'failed', 'cancelled') AND r.company_id = b.company
+       AND r.campaign_id = b.campaign AND r.contact_id = b.contact;
+
+    UPDATE jobs jb SET status = 'completed', completed_at = now(), updated_at = now(), locked_until = NULL
+      FROM unnest(p_companies, p_jobs) AS f (company, job)
+     WHERE jb.company_id = f.company AND jb.id = f.job AND jb.status = 'running' AND jb.locked_by = p_worker;
+
+    FOR v IN SELECT DISTINCT b.company, b.campaign
+               FROM outbound_batch(p_companies, p_jobs, p_outcomes, p_wamids, p_codes, p_titles) b
+              WHERE b.campaign IS NOT NULL LOOP
+        PERFORM campaign_settle(v.company, v.campaign);
+    END LOOP;
+END $$;
+
+-- One status from Meta for an outbound message or a campaign recipient. A wamid not
+-- known yet is matched through biz_opaque_callback_data first (see the top). Moves
+-- forward only; failed is terminal. Returns the conversation whose message changed.
+-- Raises CVWAI when nothing has the wamid yet (the queue retries: the send's own
+-- record may still be committing).
+CREATE FUNCTION outbound_status(p_company bigint, p_wamid text, p_status text, s jsonb) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    cb     text := s ->> 'biz_opaque_callback_data';
+    cur    record;
+    found_ bool := false;
+    v_conv bigint;
+    v_code int := CASE WHEN p_status = 'failed' AND s -> 'errors' -> 0 ->> 'code' ~ '^-?[0-9]{1,9}$'
+                       THEN (s -> 'errors' -> 0 ->> 'code')::int END;
+    v_title text := CASE WHEN p_status = 'failed' THEN left(s -> 'errors' -> 0 ->> 'title', 512) END;
+    v_at timestamptz := webhook_time(s ->> 'timestamp');
+BEGIN
+    IF cb ~ '^m:[0-9]{1,18}$' THEN
+        UPDATE messages SET wamid = p_wamid, updated_at = now()
+         WHERE company_id = p_company AND id = substr(cb, 3)::bigint AND direction = 'outbound' AND wamid IS NULL
+           AND NOT EXISTS (SELECT 1 FROM messages WHERE company_id = p_company AND wamid = p_wamid);
+    ELSIF cb ~ '^r:[0-9]{1,18}:[0-9]{1,18}$' THEN
+        UPDATE campaign_recipients
+           SET wamid = p_wamid, status = CASE WHEN status = 'pending' THEN 'sent' ELSE status END,
+               attempts = attempts + 1, updated_at = now()
+         WHERE company_id = p_company AND campaign_id = split_part(cb, ':', 2)::bigint
+           AND contact_id = split_part(cb, ':', 3)::bigint AND wamid IS NULL
+           AND NOT EXISTS (SELECT 1 FROM campaign_recipients WHERE company_id = p_company AND wamid = p_wamid);
+        IF FOUND THEN
+            PERFORM campaign_settle(p_company, split_part(cb, ':', 2)::bigint);
+        END IF;
+    END IF;
+
+    SELECT id, conversation_id, status, direction INTO cur FROM messages
+     WHERE company_id = p_company AND wamid = p_wamid FOR UPDATE;
+    IF FOUND THEN
+        found_ := true;
+        IF cur.direction = 'outbound' AND cur.status <> 'failed'
+           AND message_status_rank(p_status) > message_status_rank(cur.status) THEN
+            UPDATE messages SET status = p_status, status_at = v_at, updated_at = now(),
+                   error_code = v_code, error_title = v_title
+             WHERE company_id = p_company AND id = cur.id;
+            v_conv := cur.conversation_id;
+        END IF;
+    END IF;
+
+    SELECT campaign_id, contact_id, status INTO cur FROM campaign_recipients
+     WHERE company_id = p_company AND wamid = p_wamid FOR UPDATE;
+    IF FOUND THEN
+        found_ := true;
+        IF cur.status NOT IN ('failed', 'cancelled')
+           AND message_status_rank(p_status) > message_status_rank(cur.status) THEN
+            UPDATE campaign_recipients SET status = p_status, updated_at = now(),
+                   error_code = coalesce(v_code, error_code), error_title = coalesce(v_title, error_title)
+             WHERE company_id = p_company AND campaign_id = cur.campaign_id AND contact_id = cur.contact_id;
+        END IF;
+    END IF;
+
+    IF NOT found_ THEN
+        RAISE EXCEPTION 'status % for message % that is not known yet', p_status, p_wamid USING ERRCODE = 'CVWAI';
+    END IF;
+    RETURN v_conv;
+END $$;
+
+CREATE OR REPLACE FUNCTION webhook_apply(p_company bigint, p_job bigint, p_worker text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    j          record;
+    conn       record;
+    v_payload  jsonb;
+    e          jsonb;
+    ch         jsonb;
+    v          jsonb;
+    m          jsonb;
+    s          jsonb;
+    v_from     text;
+    v_wamid    text;
+    v_type     text;
+    v_text     text;
+    v_name     text;
+    v_contact  bigint;
+    v_conv     bigint;
+    v_assignee bigint;
+    v_msg      bigint;
+    v_status   text;
+    v_convs    bigint[] := '{}';
+    v_users    bigint[] := '{}';
+    v_counts   boolean := false;
+    v_lists    boolean := false;
+    n_messages int := 0;
+    n_dups     int := 0;
+    n_statuses int := 0;
+    n_ignored  int := 0;
+BEGIN
+    SELECT jb.status, jb.locked_by, jb.payload, jb.meta INTO j
+      FROM jobs jb WHERE jb.company_id = p_company AND jb.id = p_job FOR UPDATE;
+    IF NOT FOUND OR j.status <> 'running' OR j.locked_by IS DISTINCT FROM p_worker THEN
+        RAISE EXCEPTION 'job % is no longer held by this worker', p_job USING ERRCODE = 'CVLSE';
+    END IF;
+    SELECT c.id, c.phone_number_id INTO conn FROM connections c
+     WHERE c.company_id = p_company AND c.id = (j.meta ->> 'connection_id')::bigint;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the connection of job % no longer exists', p_job USING ERRCODE = 'CVBAD';
+    END IF;
+    BEGIN
+        v_payload := convert_from(j.payload, 'UTF8')::jsonb;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'job % is not a JSON payload', p_job USING ERRCODE = 'CVBAD';
+    END;
+
+    FOR e IN SELECT * FROM webhook_array(v_payload, 'entry') LOOP
+        FOR ch IN SELECT * FROM webhook_array(e, 'changes') LOOP
+            v := ch -> 'value';
+            IF ch ->> 'field' IS DISTINCT FROM 'messages' OR jsonb_typeof(v) IS DISTINCT FROM 'object'
+               OR (conn.phone_number_id IS NOT NULL AND v -> 'metadata' ->> 'phone_number_id' IS NOT NULL
+                   AND v -> 'metadata' ->> 'phone_number_id' <> conn.phone_number_id) THEN
+                n_ignored := n_ignored + 1;
+                CONTINUE;
+            END IF;
+
+            -- inbound messages, in the order Meta listed them
+            FOR m IN SELECT * FROM webhook_array(v, 'messages') LOOP
+                v_from := m ->> 'from';
+                v_wamid := m ->> 'id';
+                v_type := coalesce(m ->> 'type', 'unknown');
+                IF v_from IS NULL OR v_from !~ '^[1-9][0-9]{6,14}$' OR v_wamid IS NULL
+                   OR length(v_wamid) > 512 OR length(v_type) > 32 THEN
+                    RAISE EXCEPTION 'malformed message in job %', p_job USING ERRCODE = 'CVBAD';
+                END IF;
+                IF EXISTS (SELECT 1 FROM messages WHERE company_id = p_company AND wamid = v_wamid) THEN
+                    n_dups := n_dups + 1;
+                    CONTINUE;
+                END IF;
+                v_text := CASE v_type
+                    WHEN 'text' THEN m -> 'text' ->> 'body'
+                    WHEN 'image' THEN m -> 'image' ->> 'caption'
+                    WHEN 'video' THEN m -> 'video' ->> 'caption'
+                    WHEN 'document' THEN coalesce(m -> 'document' ->> 'caption', m -> 'document' ->> 'filename')
+                    WHEN 'interactive' THEN coalesce(m -> 'interactive' -> 'button_reply' ->> 'title',
+                                                     m -> 'interactive' -> 'list_reply' ->> 'title')
+                    WHEN 'button' THEN m -> 'button' ->> 'text'
+                    WHEN 'reaction' THEN m -> 'reaction' ->> 'emoji'
+                    WHEN 'location' THEN nullif(concat_ws(' ', m -> 'location' ->> 'name',
+                                                          m -> 'location' ->> 'address'), '')
+                    ELSE NULL END;
+                SELECT left(c -> 'profile' ->> 'name', 256) INTO v_name
+                  FROM webhook_array(v, 'contacts') c WHERE c ->> 'wa_id' = v_from LIMIT 1;
+
+                INSERT INTO contacts AS k (company_id, phone_number, wa_id, name)
+                VALUES (p_company, v_from, v_from, v_name)
+                ON CONFLICT (company_id, phone_number) DO UPDATE
+                   SET name = coalesce(excluded.name, k.name), wa_id = excluded.wa_id,
+                       updated_at = CASE WHEN k.name IS DISTINCT FROM coalesce(excluded.name, k.name)
+                                         THEN now() ELSE k.updated_at END
+                RETURNING k.id INTO v_contact;
+
+                SELECT c.id, c.assignee_id INTO v_conv, v_assignee FROM conversations c
+                 WHERE c.company_id = p_company AND c.contact_id = v_contact AND c.status IN ('open', 'pending')
+                 ORDER BY c.updated_at DESC LIMIT 1;
+                IF NOT FOUND THEN
+                    INSERT INTO conversations (company_id, contact_id, connection_id, status)
+                    VALUES (p_company, v_contact, conn.id, 'open') RETURNING id INTO v_conv;
+                    v_assignee := NULL;
+                    v_counts := true;
+                END IF;
+
+                INSERT INTO messages (company_id, conversation_id, direction, type, body, payload, wamid,
+                                      status, status_at)
+                VALUES (p_company, v_conv, 'inbound', v_type, v_text, m, v_wamid, 'received',
+                        webhook_time(m ->> 'timestamp'))
+                ON CONFLICT (company_id, wamid) DO NOTHING
+                RETURNING id INTO v_msg;
+                IF v_msg IS NULL THEN
+                    n_dups := n_dups + 1;
+                    CONTINUE;
+                END IF;
+                n_messages := n_messages + 1;
+
+                UPDATE conversations
+                   SET last_message_at = now(), updated_at = now(), unread_count = unread_count + 1,
+                       last_message_preview = left(coalesce(v_text, '[' || v_type || ']'), 200)
+                 WHERE company_id = p_company AND id = v_conv;
+
+                WITH made AS (
+                    INSERT INTO notifications (company_id, user_id, type, title, body, data)
+                    SELECT p_company, u.id, 'message', 'New message from ' || coalesce(v_name, '+' || v_from),
+                           left(v_text, 200),
+                           jsonb_build_object('conversation_id', v_conv, 'message_id', v_msg, 'contact_id', v_contact)
+                      FROM users u
+                     WHERE u.company_id = p_company
+                       AND CASE WHEN v_assignee IS NOT NULL THEN u.id = v_assignee ELSE u.role = 'agent' END
+                    RETURNING user_id)
+                SELECT v_users || coalesce(array_agg(user_id), '{}') INTO v_users FROM made;
+
+                v_convs := v_convs || v_conv;
+                v_lists := true;
+            END LOOP;
+
+            -- statuses of outbound messages and campaign recipients: only forward, failed is terminal
+            FOR s IN SELECT * FROM webhook_array(v, 'statuses') LOOP
+                v_wamid := s ->> 'id';
+                v_status := CASE s ->> 'status' WHEN 'played' THEN 'read' ELSE s ->> 'status' END;
+                IF v_wamid IS NULL OR v_status IS NULL OR length(v_wamid) > 512 THEN
+                    RAISE EXCEPTION 'malformed status in job %', p_job USING ERRCODE = 'CVBAD';
+                END IF;
+                IF v_status NOT IN ('sent', 'delivered', 'read', 'failed') THEN
+                    n_ignored := n_ignored + 1;
+                    CONTINUE;
+                END IF;
+                v_conv := outbound_status(p_company, v_wamid, v_status, s);
+                n_statuses := n_statuses + 1;
+                IF v_conv IS NOT NULL THEN
+                    v_convs := v_convs || v_conv;
+                END IF;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+
+    UPDATE jobs jb SET status = 'completed', completed_at = now(), updated_at = now(), locked_until = NULL
+     WHERE jb.company_id = p_company AND jb.id = p_job;
+
+    RETURN json_build_object(
+        'conversations', (SELECT coalesce(json_agg(DISTINCT x), '[]') FROM unnest(v_convs) x),
+        'users', (SELECT coalesce(json_agg(DISTINCT x), '[]') FROM unnest(v_users) x),
+        'counts', v_counts, 'lists', v_lists, 'messages', n_messages, 'duplicates', n_dups,
+        'statuses', n_statuses, 'ignored', n_ignored)::text;
+END $$;
+
