@@ -271,7 +271,10 @@ BEGIN
     RETURNING ms.company_id, ms.conversation_id;
 
     UPDATE campaign_recipients r
-       SET status = CASE WHEN r.status <> 'pending' THEN r.status ELSE b.outcome END,
+       SET status = CASE WHEN r.status = 'pending' THEN b.outcome
+                         -- cancelled while its send was on the wire: it went out all the same
+                         WHEN r.status = 'cancelled' AND b.outcome = 'sent' THEN 'sent'
+                         ELSE r.status END,
            wamid = coalesce(r.wamid, b.wamid),
            attempts = r.attempts + 1,
            error_code = CASE WHEN b.outcome = 'failed' THEN b.code ELSE r.error_code END,
@@ -315,7 +318,7 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM messages WHERE company_id = p_company AND wamid = p_wamid);
     ELSIF cb ~ '^r:[0-9]{1,18}:[0-9]{1,18}$' THEN
         UPDATE campaign_recipients
-           SET wamid = p_wamid, status = CASE WHEN status = 'pending' THEN 'sent' ELSE status END,
+           SET wamid = p_wamid, status = CASE WHEN status IN ('pending', 'cancelled') THEN 'sent' ELSE status END,
                attempts = attempts + 1, updated_at = now()
          WHERE company_id = p_company AND campaign_id = split_part(cb, ':', 2)::bigint
            AND contact_id = split_part(cb, ':', 3)::bigint AND wamid IS NULL
@@ -342,8 +345,7 @@ BEGIN
      WHERE company_id = p_company AND wamid = p_wamid FOR UPDATE;
     IF FOUND THEN
         found_ := true;
-        IF cur.status NOT IN ('failed', 'cancelled')
-           AND message_status_rank(p_status) > message_status_rank(cur.status) THEN
+        IF cur.status <> 'failed' AND message_status_rank(p_status) > message_status_rank(cur.status) THEN
             UPDATE campaign_recipients SET status = p_status, updated_at = now(),
                    error_code = coalesce(v_code, error_code), error_title = coalesce(v_title, error_title)
              WHERE company_id = p_company AND campaign_id = cur.campaign_id AND contact_id = cur.contact_id;

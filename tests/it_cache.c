@@ -37,20 +37,25 @@ static void ca_setup(void)
     snprintf(ca_slug, sizeof(ca_slug), "it-ca-%d", (int)getpid());
     char out[512];
     hs_company(ca_slug, "Cache test");
-    int rc = hs_sql(out, sizeof(out),
-                    "INSERT INTO contacts (company_id, phone_number, name)"
-                    " SELECT c.id, '5511900000' || g, 'Contact ' || g FROM companies c, generate_series(1, 3) g"
-                    " WHERE c.slug = '%s';"
-                    "INSERT INTO conversations (company_id, contact_id, status, last_message_at, updated_at)"
-                    " SELECT company_id, id, 'open', now() - id * interval '1 minute', now() - id * interval '1 minute'"
-                    " FROM contacts WHERE company_id = (SELECT id FROM companies WHERE slug = '%s');"
-                    "INSERT INTO messages (company_id, conversation_id, direction, body, status)"
-                    " SELECT company_id, id, 'inbound', 'Hello ' || g, 'received' FROM conversations,"
-                    " generate_series(1, 4) g WHERE company_id = (SELECT id FROM companies WHERE slug = '%s');"
-                    "INSERT INTO notifications (company_id, user_id, type, title)"
-                    " SELECT u.company_id, u.id, 'message.received', 'Note ' || g FROM users u, generate_series(1, 6) g"
-                    " WHERE u.email = 'admin@%s.test';",
-                    ca_slug, ca_slug, ca_slug, ca_slug);
+    int rc =
+        hs_sql(out, sizeof(out),
+               "INSERT INTO contacts (company_id, phone_number, name)"
+               " SELECT c.id, '5511900000' || g, 'Contact ' || g FROM companies c, generate_series(1, 3) g"
+               " WHERE c.slug = '%s';"
+               "INSERT INTO connections (company_id, slug, name) SELECT id, slug || '-wa', 'Cache'"
+               " FROM companies WHERE slug = '%s';"
+               "INSERT INTO conversations (company_id, contact_id, connection_id, status, last_message_at,"
+               " updated_at)"
+               " SELECT k.company_id, k.id, n.id, 'open', now() - k.id * interval '1 minute',"
+               " now() - k.id * interval '1 minute' FROM contacts k JOIN connections n ON n.company_id = k.company_id"
+               " WHERE k.company_id = (SELECT id FROM companies WHERE slug = '%s');"
+               "INSERT INTO messages (company_id, conversation_id, direction, body, status)"
+               " SELECT company_id, id, 'inbound', 'Hello ' || g, 'received' FROM conversations,"
+               " generate_series(1, 4) g WHERE company_id = (SELECT id FROM companies WHERE slug = '%s');"
+               "INSERT INTO notifications (company_id, user_id, type, title)"
+               " SELECT u.company_id, u.id, 'message.received', 'Note ' || g FROM users u, generate_series(1, 6) g"
+               " WHERE u.email = 'admin@%s.test';",
+               ca_slug, ca_slug, ca_slug, ca_slug, ca_slug);
     cr_assert_eq(rc, 0, "%s", out);
     for (int i = 0; i != 3; ++i) {
         char sql[256];

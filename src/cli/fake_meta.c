@@ -47,6 +47,8 @@
 #define FAKE_ERRORS_MAX    8
 #define FAKE_WEBHOOK_BATCH 200
 #define FAKE_FLUSH_MS      20
+#define FAKE_RETRY_MS      500
+#define FAKE_RETRIES       240
 
 /* ---- a set of strings with counts ---- */
 
@@ -144,9 +146,9 @@ static struct {
     /* the loop's */
     h2o_loop_t *loop;
     http_client_t *http;
-    h2o_linklist_t statuses_due, delayed;
+    h2o_linklist_t statuses_due, delayed, retries;
     size_t npending;
-    loop_timer_t flush, reply;
+    loop_timer_t flush, reply, retry;
 } fake = {.statuses = 7, .status_delay_ms = 50};
 
 static uint64_t fake_now_ms(void)
@@ -203,22 +205,69 @@ static char *fake_error_body(int code, int *http)
 
 /* ---- webhooks back to conversa ---- */
 
+static void fake_send_webhook(char *body, unsigned attempt);
+
+/* A delivery that failed, sent again after FAKE_RETRY_MS (Meta retries for days). */
+typedef struct fake_retry {
+    h2o_linklist_t link;
+    uint64_t due_ms;
+    char *body;
+    unsigned attempt;
+} fake_retry_t;
+
+typedef struct fake_delivery {
+    char *body;
+    unsigned attempt;
+} fake_delivery_t;
+
 static void fake_on_webhook(void *data, const http_client_response_t *res)
 {
-    (void)data;
+    fake_delivery_t *d = data;
     if (res->status == 200) {
         fake.webhooks_sent++;
+        free(d->body);
     } else {
         fake.webhooks_failed++;
-        log_warn("fake-meta", "webhook answered %ld%s%s", res->status, res->error ? ": " : "",
-                 res->error ? res->error : "");
+        log_warn("fake-meta", "webhook answered %ld%s%s (attempt %u)", res->status, res->error ? ": " : "",
+                 res->error ? res->error : "", d->attempt);
+        if (d->attempt < FAKE_RETRIES && fake.http != NULL && strcmp(res->error ? res->error : "", "shutting down")) {
+            fake_retry_t *r = util_calloc(1, sizeof(*r));
+            r->due_ms = fake_now_ms() + FAKE_RETRY_MS;
+            r->body = d->body;
+            r->attempt = d->attempt + 1;
+            h2o_linklist_insert(&fake.retries, &r->link);
+            if (!loop_timer_armed(&fake.retry))
+                loop_timer_start(&fake.retry, FAKE_RETRY_MS);
+        } else {
+            free(d->body);
+        }
+    }
+    free(d);
+}
+
+static void fake_on_retry(loop_timer_t *t)
+{
+    (void)t;
+    uint64_t now = fake_now_ms();
+    while (!h2o_linklist_is_empty(&fake.retries)) {
+        fake_retry_t *r = H2O_STRUCT_FROM_MEMBER(fake_retry_t, link, fake.retries.next);
+        if (r->due_ms > now) {
+            loop_timer_start(&fake.retry, r->due_ms - now);
+            return;
+        }
+        h2o_linklist_unlink(&r->link);
+        fake_send_webhook(r->body, r->attempt);
+        free(r);
     }
 }
 
-/* Signs and POSTs one payload to the webhook URL. */
-static void fake_post_webhook(json_t *payload)
+/* Signs and POSTs body (owned) to the webhook URL. */
+static void fake_send_webhook(char *body, unsigned attempt)
 {
-    char *body = json_dumps(payload, JSON_COMPACT);
+    if (fake.webhook_url == NULL) {
+        free(body);
+        return;
+    }
     unsigned char mac[crypto_auth_hmacsha256_BYTES];
     const char *secret = fake.app_secret != NULL ? fake.app_secret : "";
     crypto_auth_hmacsha256_state st;
@@ -230,8 +279,15 @@ static void fake_post_webhook(json_t *payload)
     for (size_t i = 0; i < sizeof(mac); ++i)
         snprintf(sig + at + 2 * i, 3, "%02x", mac[i]);
     const char *headers[] = {sig, "Content-Type: application/json"};
-    http_client_post(fake.http, fake.webhook_url, headers, 2, body, strlen(body), fake_on_webhook, NULL);
-    free(body);
+    fake_delivery_t *d = util_malloc(sizeof(*d));
+    d->body = body;
+    d->attempt = attempt;
+    http_client_post(fake.http, fake.webhook_url, headers, 2, body, strlen(body), fake_on_webhook, d);
+}
+
+static void fake_post_webhook(json_t *payload)
+{
+    fake_send_webhook(json_dumps(payload, JSON_COMPACT), 1);
 }
 
 /* The envelope of a webhook for phone_number_id, with value's member `what` set to list. */
@@ -676,6 +732,7 @@ static void fake_thread_start(http_thread_t *t)
     fake.http = http_client_new(t->loop, &hc);
     loop_timer_init(&fake.flush, t->loop, fake_on_flush);
     loop_timer_init(&fake.reply, t->loop, fake_on_reply_timer);
+    loop_timer_init(&fake.retry, t->loop, fake_on_retry);
 }
 
 static void fake_thread_stop(http_thread_t *t)
@@ -683,7 +740,16 @@ static void fake_thread_stop(http_thread_t *t)
     (void)t;
     loop_timer_dispose(&fake.flush);
     loop_timer_dispose(&fake.reply);
-    http_client_free(fake.http);
+    loop_timer_dispose(&fake.retry);
+    http_client_t *http = fake.http;
+    fake.http = NULL; /* deliveries failing now are not retried */
+    http_client_free(http);
+    while (!h2o_linklist_is_empty(&fake.retries)) {
+        fake_retry_t *r = H2O_STRUCT_FROM_MEMBER(fake_retry_t, link, fake.retries.next);
+        h2o_linklist_unlink(&r->link);
+        free(r->body);
+        free(r);
+    }
 }
 
 int cli_fake_meta(int argc, char **argv)
@@ -765,6 +831,7 @@ int cli_fake_meta(int argc, char **argv)
         return 1;
     h2o_linklist_init_anchor(&fake.statuses_due);
     h2o_linklist_init_anchor(&fake.delayed);
+    h2o_linklist_init_anchor(&fake.retries);
     log_info("fake-meta", "stand-in Graph API on %s:%u, webhooks to %s", config.host, config.port,
              fake.webhook_url != NULL ? fake.webhook_url : "(none)");
     static const http_server_hooks_t hooks = {fake_thread_start, fake_thread_stop, NULL};

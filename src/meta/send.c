@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SEND_HTTP_CONNECTIONS 64 /* to Meta, per worker thread */
-#define SEND_WAIT_CAP_MS      15000
-#define SEND_THROTTLE_TRIES   3 /* throttled sends paced again within a batch before going back to the queue */
+#define SEND_HTTP_CONNECTIONS 64   /* to Meta, per worker thread */
+#define SEND_WAIT_CAP_MS      1000 /* longer waits for the pace go back to the queue: a pause takes effect soon */
+#define SEND_THROTTLE_TRIES   3    /* throttled sends paced again within a batch before going back to the queue */
 #define SEND_RECORD_TRIES     5
 
 /* The worker thread's own: an HTTP client and pacing. */

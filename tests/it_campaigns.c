@@ -1,0 +1,707 @@
+/*
+ * Integration tests of sending: campaigns and agents' replies through the real
+ * binary, to `conversa fake-meta` (the stand-in Cloud API) over real HTTP, with the
+ * stand-in's signed status webhooks coming back, real PostgreSQL and Redis.
+ *
+ * Each test owns a company ("it-cp-<pid>"), a connection whose phone_number_id is
+ * its own, a conversa and a stand-in; what Meta saw is read from the stand-in's
+ * /_fake/stats (requests, accepted, errors, duplicate callbacks, distinct recipients
+ * and the most requests in any second).
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define CP_SECRET "it-cp-app-secret"
+#define CP_TOKEN  "it-cp-access-token"
+#define CP_RATE   500
+
+static char cp_slug[32], cp_company[24], cp_pnid[32], cp_conn[24];
+static hs_server_t cp_srv, cp_fake;
+static char *cp_admin;
+
+static const char *cp_env[] = {"SEND_CONCURRENCY=2", "META_TIMEOUT_MS=2000", "QUEUE_LEASE_MS=7000",
+                               NULL, /* META_GRAPH_URL, set in setup */
+                               NULL};
+static char cp_graph_env[96];
+
+/* ---- helpers ---- */
+
+static void cp_sqlf(char *out, size_t cap, const char *sql)
+{
+    int rc = hs_sql(out, cap, "%s", sql);
+    cr_assert_eq(rc, 0, "%s: %s", sql, out != NULL ? out : "");
+}
+
+static long cp_count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static long cp_count(const char *fmt, ...)
+{
+    char sql[1024], out[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    cp_sqlf(out, sizeof(out), sql);
+    return atol(out);
+}
+
+/* n contacts of the company numbered prefix + 6 digits (1..n), with labels (SQL array text). */
+static void cp_contacts(const char *prefix, int n, const char *labels)
+{
+    char sql[512], out[256];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO contacts (company_id, phone_number, wa_id, name, labels)"
+             " SELECT %s, '%s' || lpad(g::text, 6, '0'), '%s' || lpad(g::text, 6, '0'), 'C' || g, '%s'"
+             " FROM generate_series(1, %d) g",
+             cp_company, prefix, prefix, labels, n);
+    cp_sqlf(out, sizeof(out), sql);
+}
+
+static json_t *cp_fake_call(const char *method, const char *path, const char *body)
+{
+    hs_response_t r = hs_call(cp_fake.port, method, path, NULL, body);
+    cr_assert_eq(r.status, method[0] == 'G' || strcmp(path, "/_fake/inbound") ? 200 : 202, "%s %s: %ld %s", method,
+                 path, r.status, r.body);
+    json_t *j = hs_json(&r);
+    hs_response_free(&r);
+    cr_assert_not_null(j);
+    return j;
+}
+
+static long cp_stat(json_t *stats, const char *name)
+{
+    return (long)json_integer_value(json_object_get(stats, name));
+}
+
+static void cp_fake_start(void)
+{
+    char port[16], url[128];
+    snprintf(port, sizeof(port), "%d", cp_fake.port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/webhooks/meta/%s", cp_srv.port, cp_slug);
+    const char *argv[] = {"fake-meta", "--port", port, "--webhook-url", url, "--app-secret", CP_SECRET, NULL};
+    hs_server_spawn(&cp_fake, argv, NULL);
+    double deadline = hs_now_ms() + 10000;
+    while (hs_now_ms() < deadline) {
+        hs_response_t r = hs_get(cp_fake.port, "/_fake/stats");
+        long st = r.status;
+        hs_response_free(&r);
+        if (st == 200)
+            return;
+        hs_sleep_ms(20);
+    }
+    cr_assert_fail("fake-meta did not answer within 10 s");
+}
+
+/* Points the stand-in's webhooks at the conversa now running. */
+static void cp_fake_follow(void)
+{
+    char body[160];
+    snprintf(body, sizeof(body), "{\"webhook_url\":\"http://127.0.0.1:%d/api/webhooks/meta/%s\"}", cp_srv.port,
+             cp_slug);
+    json_decref(cp_fake_call("POST", "/_fake/config", body));
+}
+
+static int64_t cp_create(const char *name, const char *audience)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"name\":\"%s\",\"connection_id\":%s,\"template\":{\"name\":\"promo_%s\",\"language\":\"pt_BR\","
+             "\"parameters\":[\"Ana\",\"30%%\"]},\"audience\":%s}",
+             name, cp_conn, name, audience);
+    json_t *j = hs_call_json(cp_srv.port, "POST", "/api/v1/campaigns", cp_admin, body, 201);
+    int64_t id = json_integer_value(json_object_get(json_object_get(j, "data"), "id"));
+    cr_assert(id > 0);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "data"), "status")), "draft");
+    json_decref(j);
+    return id;
+}
+
+static json_t *cp_trigger(int64_t id)
+{
+    char body[64];
+    snprintf(body, sizeof(body), "{\"campaign_id\":%" PRId64 "}", id);
+    json_t *j = hs_call_json(cp_srv.port, "POST", "/api/v1/campaigns/trigger", cp_admin, body, 200);
+    return j;
+}
+
+static json_t *cp_get(int64_t id)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/campaigns/%" PRId64, id);
+    return hs_call_json(cp_srv.port, "GET", path, cp_admin, NULL, 200);
+}
+
+static long cp_progress(json_t *c, const char *what)
+{
+    return (long)json_integer_value(json_object_get(json_object_get(json_object_get(c, "data"), "progress"), what));
+}
+
+static const char *cp_status(json_t *c)
+{
+    return json_string_value(json_object_get(json_object_get(c, "data"), "status"));
+}
+
+/* Polls the campaign until done(c) or the deadline; returns the last read (caller decrefs). */
+static json_t *cp_wait(int64_t id, int (*done)(json_t *c), int ms)
+{
+    double deadline = hs_now_ms() + ms;
+    json_t *c = cp_get(id);
+    while (!done(c) && hs_now_ms() < deadline) {
+        json_decref(c);
+        hs_sleep_ms(50);
+        c = cp_get(id);
+    }
+    return c;
+}
+
+static int cp_completed(json_t *c)
+{
+    return strcmp(cp_status(c), "completed") == 0;
+}
+
+static int cp_all_read(json_t *c)
+{
+    return cp_completed(c) && cp_progress(c, "pending") == 0 && cp_progress(c, "sent") == 0 &&
+           cp_progress(c, "delivered") == 0;
+}
+
+static void cp_move(int64_t id, const char *action, long want)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/campaigns/%" PRId64 "/%s", id, action);
+    hs_response_t r = hs_call(cp_srv.port, "POST", path, cp_admin, NULL);
+    cr_assert_eq(r.status, want, "%s: %ld %s", path, r.status, r.body);
+    hs_response_free(&r);
+}
+
+/* The stand-in's accepted count once it stopped moving for quiet_ms (deadline ms). */
+static long cp_accepted_settled(int quiet_ms, int ms)
+{
+    double deadline = hs_now_ms() + ms, since = hs_now_ms();
+    json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
+    long last = cp_stat(s, "accepted");
+    json_decref(s);
+    while (hs_now_ms() < deadline) {
+        hs_sleep_ms(100);
+        s = cp_fake_call("GET", "/_fake/stats", NULL);
+        long now = cp_stat(s, "accepted");
+        json_decref(s);
+        if (now != last) {
+            last = now;
+            since = hs_now_ms();
+        } else if (hs_now_ms() - since >= quiet_ms) {
+            return last;
+        }
+    }
+    cr_assert_fail("sending did not stop");
+    return -1;
+}
+
+/* ---- suite ---- */
+
+static void cp_setup(void)
+{
+    snprintf(cp_slug, sizeof(cp_slug), "it-cp-%d", (int)getpid());
+    snprintf(cp_pnid, sizeof(cp_pnid), "77%010d", (int)getpid());
+    hs_company(cp_slug, "Campaigns test");
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT id FROM companies WHERE slug = '%s'", cp_slug);
+    cp_sqlf(cp_company, sizeof(cp_company), sql);
+    cp_fake.port = hs_free_port();
+    snprintf(cp_graph_env, sizeof(cp_graph_env), "META_GRAPH_URL=http://127.0.0.1:%d", cp_fake.port);
+    cp_env[3] = cp_graph_env;
+    hs_server_start(&cp_srv, cp_env);
+    cp_fake_start();
+    char email[96];
+    snprintf(email, sizeof(email), "admin@%s.test", cp_slug);
+    cp_admin = hs_login(cp_srv.port, email);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"name\":\"Sending\",\"slug\":\"%s\",\"phone_number_id\":\"%s\",\"access_token\":\"" CP_TOKEN
+             "\",\"app_secret\":\"" CP_SECRET "\",\"verify_token\":\"v\",\"messages_per_second\":%d}",
+             cp_slug, cp_pnid, CP_RATE);
+    json_t *j = hs_call_json(cp_srv.port, "POST", "/api/v1/connections", cp_admin, body, 201);
+    snprintf(cp_conn, sizeof(cp_conn), "%" JSON_INTEGER_FORMAT,
+             json_integer_value(json_object_get(json_object_get(j, "data"), "id")));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "messages_per_second")), CP_RATE);
+    json_decref(j);
+    /* the stand-in checks the bearer token, as Meta does */
+    json_decref(cp_fake_call("POST", "/_fake/config", "{\"token\":\"" CP_TOKEN "\",\"status_delay_ms\":20}"));
+}
+
+static void cp_teardown(void)
+{
+    if (cp_srv.pid > 0)
+        hs_server_stop(&cp_srv);
+    if (cp_fake.pid > 0)
+        hs_server_stop(&cp_fake);
+    hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = '%s'", cp_slug);
+    free(cp_admin);
+}
+
+TestSuite(campaigns, .init = cp_setup, .fini = cp_teardown, .timeout = 240);
+
+/* ---- campaigns ---- */
+
+Test(campaigns, thousand_recipients_at_the_rate_each_once_and_statuses_follow)
+{
+    cp_contacts("552100", 1000, "{}");
+    int64_t id = cp_create("thousand", "{\"phone_prefix\":\"552100\"}");
+    json_t *t = cp_trigger(id);
+    cr_assert_str_eq(cp_status(t), "running");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(t, "data"), "total")), 1000);
+    json_decref(t);
+    /* triggering again sends nobody twice */
+    t = cp_trigger(id);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(t, "data"), "total")), 1000);
+    json_decref(t);
+
+    json_t *c = cp_wait(id, cp_completed, 60000);
+    cr_assert(cp_completed(c), "not completed: %s", json_dumps(c, 0));
+    json_decref(c);
+    /* the statuses Meta sends back move every recipient to read */
+    c = cp_wait(id, cp_all_read, 30000);
+    cr_assert_eq(cp_progress(c, "read"), 1000, "%s", json_dumps(c, 0));
+    cr_assert_eq(cp_progress(c, "failed"), 0);
+    json_decref(c);
+
+    json_t *s = cp_fake_call("GET", "/_fake/stats?window_ms=2000", NULL);
+    cr_assert_eq(cp_stat(s, "accepted"), 1000, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "requests"), 1000, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "recipients"), 1000);
+    cr_assert_eq(cp_stat(s, "duplicates"), 0);
+    /* at the rate in any two seconds: the bucket's burst (1/20 s) and 5 % for arrival jitter */
+    cr_assert_leq(cp_stat(s, "max_in_window"), 2 * CP_RATE + CP_RATE / 20 + CP_RATE / 10, "%s", json_dumps(s, 0));
+    json_decref(s);
+    cr_assert_eq(
+        cp_count("SELECT count(*) FROM campaign_recipients WHERE company_id = %s AND wamid IS NULL", cp_company), 0);
+    t = cp_trigger(id);
+    cr_assert_str_eq(cp_status(t), "completed");
+    json_decref(t);
+    s = cp_fake_call("GET", "/_fake/stats", NULL);
+    cr_assert_eq(cp_stat(s, "requests"), 1000);
+    json_decref(s);
+}
+
+Test(campaigns, pause_holds_and_resume_finishes)
+{
+    char body[64];
+    snprintf(body, sizeof(body), "{\"messages_per_second\":50}");
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/connections/%s", cp_conn);
+    json_decref(hs_call_json(cp_srv.port, "PATCH", path, cp_admin, body, 200));
+    cp_contacts("552200", 300, "{vip}");
+    cp_contacts("552201", 50, "{}"); /* not in the audience: another label */
+    int64_t id = cp_create("pause", "{\"labels\":[\"vip\"]}");
+    json_decref(cp_trigger(id));
+    json_t *s = NULL;
+    double deadline = hs_now_ms() + 20000;
+    do {
+        json_decref(s);
+        hs_sleep_ms(50);
+        s = cp_fake_call("GET", "/_fake/stats", NULL);
+    } while (cp_stat(s, "accepted") < 30 && hs_now_ms() < deadline);
+    json_decref(s);
+    cp_move(id, "pause", 200);
+    cp_move(id, "pause", 409); /* already paused */
+    /* what was in flight finishes; then nothing more goes out */
+    long held = cp_accepted_settled(1500, 20000);
+    cr_assert_lt(held, 300, "pause did not hold anything back");
+    json_t *c = cp_get(id);
+    cr_assert_str_eq(cp_status(c), "paused");
+    cr_assert_eq(cp_progress(c, "pending"), 300 - held, "%s", json_dumps(c, 0));
+    json_decref(c);
+
+    cp_move(id, "resume", 200);
+    c = cp_wait(id, cp_completed, 30000);
+    cr_assert(cp_completed(c), "%s", json_dumps(c, 0));
+    json_decref(c);
+    s = cp_fake_call("GET", "/_fake/stats?window_ms=2000", NULL);
+    cr_assert_eq(cp_stat(s, "accepted"), 300);
+    cr_assert_eq(cp_stat(s, "recipients"), 300);
+    cr_assert_eq(cp_stat(s, "duplicates"), 0);
+    cr_assert_leq(cp_stat(s, "max_in_window"), 2 * 50 + 3 + 5, "%s", json_dumps(s, 0));
+    json_decref(s);
+    cp_move(id, "cancel", 409); /* completed */
+}
+
+Test(campaigns, cancel_stops_and_marks_the_rest)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/connections/%s", cp_conn);
+    json_decref(hs_call_json(cp_srv.port, "PATCH", path, cp_admin, "{\"messages_per_second\":20}", 200));
+    cp_contacts("552210", 100, "{}");
+    int64_t id = cp_create("cancel", "{\"phone_prefix\":\"552210\"}");
+    json_decref(cp_trigger(id));
+    json_t *s = NULL;
+    double deadline = hs_now_ms() + 20000;
+    do {
+        json_decref(s);
+        hs_sleep_ms(20);
+        s = cp_fake_call("GET", "/_fake/stats", NULL);
+    } while (cp_stat(s, "accepted") < 3 && hs_now_ms() < deadline);
+    json_decref(s);
+    cp_move(id, "cancel", 200);
+    long sent = cp_accepted_settled(1500, 20000);
+    json_t *c = cp_get(id);
+    cr_assert_str_eq(cp_status(c), "cancelled");
+    cr_assert_eq(cp_progress(c, "cancelled"), 100 - sent, "%s", json_dumps(c, 0));
+    cr_assert_eq(cp_progress(c, "pending"), 0);
+    json_decref(c);
+    cr_assert_eq(
+        cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status IN ('queued', 'running')", cp_company), 0);
+    cp_move(id, "resume", 409);
+}
+
+Test(campaigns, throttled_thirty_percent_still_all_delivered_once)
+{
+    cp_contacts("552300", 300, "{}");
+    json_decref(cp_fake_call("POST", "/_fake/config", "{\"errors\":[{\"code\":130429,\"share\":0.3}]}"));
+    int64_t id = cp_create("throttled", "{\"phone_prefix\":\"552300\"}");
+    json_decref(cp_trigger(id));
+    json_t *c = cp_wait(id, cp_completed, 90000);
+    cr_assert(cp_completed(c), "%s", json_dumps(c, 0));
+    cr_assert_eq(cp_progress(c, "failed"), 0, "%s", json_dumps(c, 0));
+    json_decref(c);
+    json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
+    cr_assert_eq(cp_stat(s, "accepted"), 300, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "duplicates"), 0);
+    long throttled = (long)json_integer_value(json_object_get(json_object_get(s, "errors"), "130429"));
+    cr_assert_gt(throttled, 30, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "requests"), 300 + throttled);
+    json_decref(s);
+    hs_response_t m = hs_get(cp_srv.port, "/api/metrics");
+    cr_assert(strstr(m.body, "graph_messages_throttled_total") != NULL);
+    hs_response_free(&m);
+}
+
+Test(campaigns, permanent_errors_recorded_with_code_and_title)
+{
+    cp_contacts("552400", 5, "{}");
+    json_decref(cp_fake_call("POST", "/_fake/config", "{\"errors\":[{\"code\":100,\"share\":1}]}"));
+    int64_t id = cp_create("permanent", "{\"phone_prefix\":\"552400\"}");
+    json_decref(cp_trigger(id));
+    json_t *c = cp_wait(id, cp_completed, 30000);
+    cr_assert(cp_completed(c), "%s", json_dumps(c, 0));
+    cr_assert_eq(cp_progress(c, "failed"), 5, "%s", json_dumps(c, 0));
+    json_decref(c);
+    cr_assert_eq(cp_count("SELECT count(*) FROM campaign_recipients WHERE company_id = %s AND error_code = 100"
+                          " AND error_title = '(#100) Invalid parameter' AND attempts = 1",
+                          cp_company),
+                 5);
+    json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
+    cr_assert_eq(cp_stat(s, "requests"), 5, "permanent errors are not retried: %s", json_dumps(s, 0));
+    json_decref(s);
+}
+
+Test(campaigns, kill_nine_mid_campaign_then_restart_sends_each_once)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/connections/%s", cp_conn);
+    json_decref(hs_call_json(cp_srv.port, "PATCH", path, cp_admin, "{\"messages_per_second\":200}", 200));
+    cp_contacts("552500", 1000, "{}");
+    int64_t id = cp_create("killed", "{\"phone_prefix\":\"552500\"}");
+    json_decref(cp_trigger(id));
+    json_t *s = NULL;
+    double deadline = hs_now_ms() + 20000;
+    do {
+        json_decref(s);
+        hs_sleep_ms(20);
+        s = cp_fake_call("GET", "/_fake/stats", NULL);
+    } while (cp_stat(s, "accepted") < 300 && hs_now_ms() < deadline);
+    json_decref(s);
+    kill(cp_srv.pid, SIGKILL);
+    waitpid(cp_srv.pid, NULL, 0);
+    cp_srv.pid = 0;
+    hs_server_start(&cp_srv, cp_env);
+    cp_fake_follow(); /* the statuses of what was on the wire reach the new process */
+    json_t *c = cp_wait(id, cp_completed, 90000);
+    cr_assert(cp_completed(c), "%s", json_dumps(c, 0));
+    cr_assert_eq(cp_progress(c, "failed"), 0, "%s", json_dumps(c, 0));
+    json_decref(c);
+    s = cp_fake_call("GET", "/_fake/stats", NULL);
+    cr_assert_eq(cp_stat(s, "recipients"), 1000, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "accepted"), 1000, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "duplicates"), 0, "%s", json_dumps(s, 0));
+    json_decref(s);
+}
+
+/* ---- agents' replies ---- */
+
+/* A conversation with contact phone through the suite's connection; returns its id. */
+static long cp_conversation(const char *phone)
+{
+    char sql[512], out[64];
+    snprintf(sql, sizeof(sql),
+             "WITH k AS (INSERT INTO contacts (company_id, phone_number, wa_id) VALUES (%s, '%s', '%s') RETURNING id)"
+             " INSERT INTO conversations (company_id, contact_id, connection_id) SELECT %s, id, %s FROM k RETURNING id",
+             cp_company, phone, phone, cp_company, cp_conn);
+    cp_sqlf(out, sizeof(out), sql);
+    return atol(out);
+}
+
+/* Posts a reply and waits until its status is one of `want` ("|"-separated); returns "status|code|title|wamid". */
+static void cp_reply(long conv, const char *text, const char *want, char *out, size_t cap)
+{
+    char path[96], body[256], sql[512];
+    snprintf(path, sizeof(path), "/api/v1/conversations/%ld/messages", conv);
+    snprintf(body, sizeof(body), "{\"text\":\"%s\"}", text);
+    json_t *j = hs_call_json(cp_srv.port, "POST", path, cp_admin, body, 201);
+    long id = (long)json_integer_value(json_object_get(json_object_get(j, "data"), "id"));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "data"), "status")), "pending");
+    json_decref(j);
+    snprintf(sql, sizeof(sql),
+             "SELECT status || '|' || coalesce(error_code::text, '-') || '|' || coalesce(error_title, '-') || '|'"
+             " || coalesce(wamid, '-') FROM messages WHERE company_id = %s AND id = %ld",
+             cp_company, id);
+    double deadline = hs_now_ms() + 15000;
+    for (;;) {
+        cp_sqlf(out, cap, sql);
+        char status[16];
+        snprintf(status, sizeof(status), "%.*s", (int)strcspn(out, "|"), out);
+        char pattern[64];
+        snprintf(pattern, sizeof(pattern), "|%s|", want);
+        char needle[24];
+        snprintf(needle, sizeof(needle), "|%s|", status);
+        if (strstr(pattern, needle) != NULL || hs_now_ms() > deadline)
+            return;
+        hs_sleep_ms(20);
+    }
+}
+
+Test(campaigns, reply_outside_the_window_fails_with_131047)
+{
+    long conv = cp_conversation("5521990000001");
+    char out[512];
+    cp_reply(conv, "hello?", "failed", out, sizeof(out));
+    cr_assert(strncmp(out, "failed|131047|(#131047) Re-engagement message|-", 48) == 0, "%s", out);
+    /* the agent sees it in the thread, failed with the reason */
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/conversations/%ld/messages?limit=1", conv);
+    json_t *j = hs_call_json(cp_srv.port, "GET", path, cp_admin, NULL, 200);
+    json_t *m = json_array_get(json_object_get(j, "data"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "status")), "failed");
+    cr_assert_eq(json_integer_value(json_object_get(m, "error_code")), 131047);
+    json_decref(j);
+}
+
+Test(campaigns, reply_inside_the_window_is_sent_then_delivered_then_read)
+{
+    long conv = cp_conversation("5521990000002");
+    char body[256];
+    snprintf(body, sizeof(body), "{\"phone_number_id\":\"%s\",\"from\":\"5521990000002\",\"text\":\"oi\"}", cp_pnid);
+    json_decref(cp_fake_call("POST", "/_fake/inbound", body));
+    /* the customer's message arrives through the webhook first */
+    double deadline = hs_now_ms() + 10000;
+    while (cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND direction = 'inbound'", cp_company) == 0 &&
+           hs_now_ms() < deadline)
+        hs_sleep_ms(20);
+    char out[512];
+    cp_reply(conv, "how can I help?", "read", out, sizeof(out));
+    cr_assert(strncmp(out, "read|-|-|wamid.FAKE", 19) == 0, "%s", out);
+    json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
+    cr_assert_eq(cp_stat(s, "accepted"), 1);
+    json_decref(s);
+}
+
+Test(campaigns, reply_retried_after_a_server_error)
+{
+    long conv = cp_conversation("5521990000003");
+    json_decref(
+        cp_fake_call("POST", "/_fake/config", "{\"window\":\"open\",\"errors\":[{\"code\":131000,\"share\":1}]}"));
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/conversations/%ld/messages", conv);
+    json_decref(hs_call_json(cp_srv.port, "POST", path, cp_admin, "{\"text\":\"retry me\"}", 201));
+    double deadline = hs_now_ms() + 10000;
+    json_t *s = NULL;
+    do {
+        json_decref(s);
+        hs_sleep_ms(50);
+        s = cp_fake_call("GET", "/_fake/stats", NULL);
+    } while (cp_stat(s, "requests") < 1 && hs_now_ms() < deadline);
+    json_decref(s);
+    json_decref(cp_fake_call("POST", "/_fake/config", "{\"errors\":[]}"));
+    /* the next attempt, after the queue's backoff, goes through */
+    deadline = hs_now_ms() + 20000;
+    while (cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company) == 0 &&
+           hs_now_ms() < deadline)
+        hs_sleep_ms(50);
+    cr_assert_eq(cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company), 1);
+}
+
+Test(campaigns, reply_to_a_conversation_without_connection_is_409)
+{
+    char sql[512], out[64];
+    snprintf(sql, sizeof(sql),
+             "WITH k AS (INSERT INTO contacts (company_id, phone_number) VALUES (%s, '5521990000004') RETURNING id)"
+             " INSERT INTO conversations (company_id, contact_id) SELECT %s, id FROM k RETURNING id",
+             cp_company, cp_company);
+    cp_sqlf(out, sizeof(out), sql);
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/conversations/%s/messages", out);
+    hs_response_t r = hs_call(cp_srv.port, "POST", path, cp_admin, "{\"text\":\"x\"}");
+    cr_assert_eq(r.status, 409, "%s", r.body);
+    cr_assert(strstr(r.body, "no_connection") != NULL, "%s", r.body);
+    hs_response_free(&r);
+}
+
+/* ---- bad input ---- */
+
+Test(campaigns, bad_input_is_a_clear_400)
+{
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{}", "name"},
+        {"[]", "body"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"}}", "audience"},
+        {"{\"name\":\"x\",\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{\"all\":true}}",
+         "connection_id"},
+        {"{\"name\":\"x\",\"connection_id\":\"1\",\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{"
+         "\"all\":"
+         "true}}",
+         "connection_id"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"Bad Name\",\"language\":\"en\"},\"audience\":{"
+         "\"all\":true}}",
+         "template.name"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"english\"},\"audience\":{"
+         "\"all\":true}}",
+         "template.language"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\",\"parameters\":[1]},"
+         "\"audience\":{\"all\":true}}",
+         "template.parameters"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\",\"extra\":1},"
+         "\"audience\":{\"all\":true}}",
+         "template"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{\"all\":"
+         "false}}",
+         "audience.all"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{\"all\":"
+         "true,\"labels\":[\"a\"]}}",
+         "audience"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{"
+         "\"contact_ids\":[]}}",
+         "audience.contact_ids"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{"
+         "\"contact_ids\":[0]}}",
+         "audience.contact_ids"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{"
+         "\"phone_prefix\":\"+55\"}}",
+         "audience.phone_prefix"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{"
+         "\"labels\":\"vip\"}}",
+         "audience.labels"},
+        {"{\"name\":\"x\",\"connection_id\":1,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{"
+         "\"who\":1}}",
+         "audience"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        hs_response_t r = hs_call(cp_srv.port, "POST", "/api/v1/campaigns", cp_admin, bad[i].body);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", bad[i].body, r.status, r.body);
+        json_t *j = hs_json(&r);
+        const char *field = json_string_value(json_object_get(json_object_get(j, "error"), "field"));
+        cr_assert(field != NULL && strcmp(field, bad[i].field) == 0, "%s: %s", bad[i].body, r.body);
+        json_decref(j);
+        hs_response_free(&r);
+    }
+    const char *triggers[] = {"{}",
+                              "{\"campaign_id\":\"1\"}",
+                              "{\"campaign_id\":0}",
+                              "{\"campaign_id\":null}",
+                              "{\"campaign_id\":1,\"x\":2}",
+                              "not json"};
+    for (size_t i = 0; i < sizeof(triggers) / sizeof(triggers[0]); ++i) {
+        hs_response_t r = hs_call(cp_srv.port, "POST", "/api/v1/campaigns/trigger", cp_admin, triggers[i]);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", triggers[i], r.status, r.body);
+        hs_response_free(&r);
+    }
+    hs_response_t r =
+        hs_call(cp_srv.port, "POST", "/api/v1/campaigns/trigger", cp_admin, "{\"campaign_id\":999999999}");
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    hs_response_free(&r);
+    r = hs_call(cp_srv.port, "POST", "/api/v1/campaigns/999999999/pause", cp_admin, NULL);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    hs_response_free(&r);
+    r = hs_call(cp_srv.port, "GET", "/api/v1/campaigns/abc", cp_admin, NULL);
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    hs_response_free(&r);
+    /* a draft cannot be paused or resumed; it can be cancelled */
+    int64_t id = cp_create("draft", "{\"all\":true}");
+    cp_move(id, "pause", 409);
+    cp_move(id, "resume", 409);
+    cp_move(id, "cancel", 200);
+    json_t *t = cp_trigger(id);
+    cr_assert_str_eq(cp_status(t), "cancelled");
+    json_decref(t);
+    /* the connection's throughput: 1 to 1,000 */
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/connections/%s", cp_conn);
+    const char *mps[] = {"{\"messages_per_second\":0}", "{\"messages_per_second\":1001}",
+                         "{\"messages_per_second\":\"80\"}", "{\"messages_per_second\":1.5}"};
+    for (size_t i = 0; i < sizeof(mps) / sizeof(mps[0]); ++i) {
+        r = hs_call(cp_srv.port, "PATCH", path, cp_admin, mps[i]);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", mps[i], r.status, r.body);
+        hs_response_free(&r);
+    }
+}
+
+Test(campaigns, agents_read_but_do_not_run_campaigns_and_companies_stay_apart)
+{
+    int64_t id = cp_create("mine", "{\"all\":true}");
+    char email[96];
+    snprintf(email, sizeof(email), "agent@%s.test", cp_slug);
+    char *agent = hs_login(cp_srv.port, email);
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/campaigns/%" PRId64, id);
+    json_decref(hs_call_json(cp_srv.port, "GET", path, agent, NULL, 200));
+    json_t *list = hs_call_json(cp_srv.port, "GET", "/api/v1/campaigns", agent, NULL, 200);
+    cr_assert_eq(json_array_size(json_object_get(list, "data")), 1);
+    json_decref(list);
+    hs_response_t r = hs_call(cp_srv.port, "POST", "/api/v1/campaigns/trigger", agent, "{\"campaign_id\":1}");
+    cr_assert_eq(r.status, 403, "%s", r.body);
+    hs_response_free(&r);
+    free(agent);
+
+    /* another company sees none of it and cannot run it, nor use this connection */
+    char other[32];
+    snprintf(other, sizeof(other), "it-cp2-%d", (int)getpid());
+    hs_company(other, "Other company");
+    snprintf(email, sizeof(email), "admin@%s.test", other);
+    char *them = hs_login(cp_srv.port, email);
+    r = hs_call(cp_srv.port, "GET", path, them, NULL);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    hs_response_free(&r);
+    list = hs_call_json(cp_srv.port, "GET", "/api/v1/campaigns", them, NULL, 200);
+    cr_assert_eq(json_array_size(json_object_get(list, "data")), 0);
+    json_decref(list);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"campaign_id\":%" PRId64 "}", id);
+    r = hs_call(cp_srv.port, "POST", "/api/v1/campaigns/trigger", them, body);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    hs_response_free(&r);
+    snprintf(path, sizeof(path), "/api/v1/campaigns/%" PRId64 "/cancel", id);
+    r = hs_call(cp_srv.port, "POST", path, them, NULL);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    hs_response_free(&r);
+    snprintf(body, sizeof(body),
+             "{\"name\":\"x\",\"connection_id\":%s,\"template\":{\"name\":\"a\",\"language\":\"en\"},\"audience\":{"
+             "\"all\":true}}",
+             cp_conn);
+    r = hs_call(cp_srv.port, "POST", "/api/v1/campaigns", them, body);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    hs_response_free(&r);
+    json_t *c = cp_get(id);
+    cr_assert_str_eq(cp_status(c), "draft");
+    json_decref(c);
+    free(them);
+    hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = '%s'", other);
+}
