@@ -183,6 +183,7 @@ DROP FUNCTION outbound_batch(bigint[], bigint[], text[], text[], bigint[], text[
 DROP FUNCTION outbound_prepare(bigint[], bigint[], text);
 DROP FUNCTION campaign_settle(bigint, bigint);
 DROP FUNCTION campaign_move(bigint, bigint, text);
+DROP FUNCTION campaign_expand(bigint, bigint, bigint, text, int, int);
 DROP FUNCTION campaign_start(bigint, bigint, int);
 DROP FUNCTION message_send(bigint, bigint, text, bigint, int);
 DELETE FROM jobs WHERE queue IN ('outbound', 'campaigns');
@@ -192,7 +193,7 @@ DROP TRIGGER campaign_recipients_count_update ON campaign_recipients;
 DROP TRIGGER campaign_recipients_count_insert ON campaign_recipients;
 DROP FUNCTION campaign_counts_apply();
 DROP TABLE campaign_counts;
-ALTER TABLE campaigns DROP COLUMN total;
+ALTER TABLE campaigns DROP COLUMN total, DROP COLUMN expanded_to, DROP COLUMN expanding;
 UPDATE campaign_recipients SET status = 'failed' WHERE status = 'cancelled';
 ALTER TABLE campaign_recipients DROP CONSTRAINT campaign_recipients_status_check,
     ADD CONSTRAINT campaign_recipients_status_check

@@ -22,7 +22,10 @@ ALTER TABLE campaign_recipients DROP CONSTRAINT campaign_recipients_status_check
     ADD CONSTRAINT campaign_recipients_status_check
         CHECK (status IN ('pending', 'sent', 'delivered', 'read', 'failed', 'cancelled'));
 
-ALTER TABLE campaigns ADD COLUMN total bigint NOT NULL DEFAULT 0;
+-- total: recipients so far; expanded_to: the last contact id expanded; expanding: until
+-- the whole audience is recipients (a campaign completes only after that).
+ALTER TABLE campaigns ADD COLUMN total bigint NOT NULL DEFAULT 0, ADD COLUMN expanded_to bigint,
+    ADD COLUMN expanding boolean NOT NULL DEFAULT false;
 
 -- Progress of each campaign per recipient status, kept by statement-level triggers
 -- (one row change per status per statement, however many recipients it touched).
@@ -103,44 +106,74 @@ BEGIN
     RETURN NEXT m;
 END $$;
 
--- Starts a draft campaign: one recipient row per contact of its audience and one job
--- each, set-based. Idempotent: a campaign that is not a draft is left as it is
--- (returns NULL). Audience: {"all": true}, {"contact_ids": [...]}, or
--- {"phone_prefix": "...", "labels": [...]} (either or both), validated by the API.
-CREATE FUNCTION campaign_start(p_company bigint, p_campaign bigint, p_attempts int) RETURNS bigint
+-- Starts a draft campaign: marks it running and queues its expansion (below), so the
+-- trigger returns at once whatever the audience's size. Idempotent: a campaign that is
+-- not a draft is left as it is (returns false).
+CREATE FUNCTION campaign_start(p_company bigint, p_campaign bigint, p_attempts int) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE campaigns SET status = 'running', started_at = now(), updated_at = now(), expanding = true
+     WHERE company_id = p_company AND id = p_campaign AND status = 'draft';
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO jobs (company_id, queue, payload, meta, max_attempts)
+    VALUES (p_company, 'campaigns', ''::bytea, jsonb_build_object('campaign', p_campaign, 'expand', true), p_attempts);
+    RETURN true;
+END $$;
+
+-- One step of a campaign's expansion, run by the sending worker holding job p_job: the
+-- next p_chunk contacts of the audience (in id order, after the last one expanded)
+-- become recipients and jobs, set-based; statement timeouts bound a step, not the
+-- audience. Returns true when the expansion is over (the job is then completed here),
+-- false when more remain (the caller queues the job again). Audience: {"all": true},
+-- {"contact_ids": [...]}, or {"phone_prefix": "...", "labels": [...]} (either or
+-- both), validated by the API. Jobs made while the campaign is paused are parked.
+CREATE FUNCTION campaign_expand(p_company bigint, p_campaign bigint, p_job bigint, p_worker text, p_chunk int,
+                                p_attempts int) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    c record;
-    n bigint;
+    c      record;
+    n_seen bigint;
+    n_made bigint;
+    v_last bigint;
 BEGIN
-    UPDATE campaigns SET status = 'running', started_at = now(), updated_at = now()
-     WHERE company_id = p_company AND id = p_campaign AND status = 'draft'
-    RETURNING connection_id, audience INTO c;
-    IF NOT FOUND THEN
-        RETURN NULL;
+    SELECT status, connection_id, audience, expanded_to INTO c FROM campaigns
+     WHERE company_id = p_company AND id = p_campaign FOR UPDATE;
+    IF FOUND AND c.status IN ('running', 'paused') THEN
+        WITH picked AS (
+            SELECT ct.id, ct.phone_number FROM contacts ct
+             WHERE ct.company_id = p_company AND ct.id > coalesce(c.expanded_to, 0)
+               AND (NOT c.audience ? 'contact_ids'
+                    OR ct.id IN (SELECT x::bigint FROM jsonb_array_elements_text(c.audience -> 'contact_ids') x))
+               AND (NOT c.audience ? 'phone_prefix' OR ct.phone_number LIKE (c.audience ->> 'phone_prefix') || '%')
+               AND (NOT c.audience ? 'labels'
+                    OR ct.labels && ARRAY(SELECT jsonb_array_elements_text(c.audience -> 'labels')))
+             ORDER BY ct.id LIMIT p_chunk),
+        made AS (
+            INSERT INTO campaign_recipients (company_id, campaign_id, contact_id)
+            SELECT p_company, p_campaign, id FROM picked ORDER BY id
+            ON CONFLICT DO NOTHING RETURNING contact_id),
+        queued AS (
+            INSERT INTO jobs (company_id, queue, key, payload, meta, max_attempts, run_at)
+            SELECT p_company, 'campaigns', c.connection_id || ':' || p.phone_number, ''::bytea,
+                   jsonb_build_object('campaign', p_campaign, 'contact', m.contact_id), p_attempts,
+                   CASE WHEN c.status = 'paused' THEN 'infinity'::timestamptz ELSE now() END
+              FROM made m JOIN picked p ON p.id = m.contact_id ORDER BY m.contact_id
+            RETURNING 1)
+        SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM queued), (SELECT max(id) FROM picked)
+          INTO n_seen, n_made, v_last;
+        UPDATE campaigns SET total = total + n_made, expanded_to = coalesce(v_last, expanded_to),
+               expanding = n_seen = p_chunk, updated_at = now()
+         WHERE company_id = p_company AND id = p_campaign;
+        IF n_seen = p_chunk THEN
+            RETURN false;
+        END IF;
+        PERFORM campaign_settle(p_company, p_campaign);
     END IF;
-    INSERT INTO campaign_recipients (company_id, campaign_id, contact_id)
-    SELECT p_company, p_campaign, ct.id FROM contacts ct
-     WHERE ct.company_id = p_company
-       AND (NOT c.audience ? 'contact_ids'
-            OR ct.id IN (SELECT x::bigint FROM jsonb_array_elements_text(c.audience -> 'contact_ids') x))
-       AND (NOT c.audience ? 'phone_prefix' OR ct.phone_number LIKE (c.audience ->> 'phone_prefix') || '%')
-       AND (NOT c.audience ? 'labels'
-            OR ct.labels && ARRAY(SELECT jsonb_array_elements_text(c.audience -> 'labels')))
-     ORDER BY ct.id
-    ON CONFLICT DO NOTHING;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    INSERT INTO jobs (company_id, queue, key, payload, meta, max_attempts)
-    SELECT p_company, 'campaigns', c.connection_id || ':' || ct.phone_number, ''::bytea,
-           jsonb_build_object('campaign', p_campaign, 'contact', r.contact_id), p_attempts
-      FROM campaign_recipients r JOIN contacts ct ON ct.company_id = r.company_id AND ct.id = r.contact_id
-     WHERE r.company_id = p_company AND r.campaign_id = p_campaign AND r.status = 'pending'
-     ORDER BY r.contact_id;
-    UPDATE campaigns SET total = n,
-           status = CASE WHEN n = 0 THEN 'completed' ELSE status END,
-           completed_at = CASE WHEN n = 0 THEN now() END
-     WHERE company_id = p_company AND id = p_campaign;
-    RETURN n;
+    UPDATE jobs SET status = 'completed', completed_at = now(), updated_at = now(), locked_until = NULL
+     WHERE company_id = p_company AND id = p_job AND status = 'running' AND locked_by = p_worker;
+    RETURN true;
 END $$;
 
 -- Pause parks the campaign's waiting jobs (run_at infinity; a job already running
@@ -183,25 +216,27 @@ BEGIN
     RETURN v_status;
 END $$;
 
--- A running campaign with no recipient left pending is completed.
+-- A running campaign, fully expanded, with no recipient left pending is completed.
 CREATE FUNCTION campaign_settle(p_company bigint, p_campaign bigint) RETURNS void LANGUAGE sql AS $$
     UPDATE campaigns SET status = 'completed', completed_at = now(), updated_at = now()
-     WHERE company_id = p_company AND id = p_campaign AND status = 'running'
+     WHERE company_id = p_company AND id = p_campaign AND status = 'running' AND NOT expanding
        AND coalesce((SELECT n FROM campaign_counts WHERE company_id = p_company AND campaign_id = p_campaign
                       AND status = 'pending'), 0) = 0
 $$;
 
 -- What a batch of sending jobs is to do, one row per job held by p_worker, in order:
 -- action 'send' (with everything the request needs), 'skip' (already sent: nothing to
--- do), 'park' (its campaign is paused), 'cancel' (its campaign was cancelled) or
--- 'fail' (it cannot be sent: reason says why).
+-- do), 'park' (its campaign is paused), 'cancel' (its campaign was cancelled), 'fail'
+-- (it cannot be sent: reason says why) or 'expand' (a campaign's expansion step; the
+-- campaign's id is in connection_id's place).
 CREATE FUNCTION outbound_prepare(p_companies bigint[], p_jobs bigint[], p_worker text)
 RETURNS TABLE (i bigint, action text, reason text, connection_id bigint, phone_number_id text,
                access_token_enc bytea, messages_per_second int, to_number text, body text,
                template_name text, template_language text, template_params text, callback text)
 LANGUAGE sql STABLE AS $$
     SELECT f.i,
-           CASE WHEN jb.queue = 'outbound' AND (ms.id IS NULL OR ms.wamid IS NOT NULL OR ms.status <> 'pending')
+           CASE WHEN jb.meta ? 'expand' THEN 'expand'
+                WHEN jb.queue = 'outbound' AND (ms.id IS NULL OR ms.wamid IS NOT NULL OR ms.status <> 'pending')
                 THEN 'skip'
                 WHEN jb.queue = 'campaigns' AND (r.contact_id IS NULL OR r.wamid IS NOT NULL OR r.status <> 'pending')
                 THEN 'skip'
@@ -211,11 +246,13 @@ LANGUAGE sql STABLE AS $$
                 WHEN cn.status <> 'active' THEN 'fail'
                 WHEN cn.phone_number_id IS NULL OR cn.access_token_enc IS NULL THEN 'fail'
                 ELSE 'send' END,
-           CASE WHEN cn.id IS NULL THEN 'the connection no longer exists'
+           CASE WHEN jb.meta ? 'expand' THEN NULL
+                WHEN cn.id IS NULL THEN 'the connection no longer exists'
                 WHEN cn.status <> 'active' THEN 'the connection is ' || cn.status
                 WHEN cn.phone_number_id IS NULL THEN 'the connection has no phone_number_id'
                 WHEN cn.access_token_enc IS NULL THEN 'the connection has no access token' END,
-           cn.id, cn.phone_number_id, cn.access_token_enc, cn.messages_per_second, ct.phone_number, ms.body,
+           CASE WHEN jb.meta ? 'expand' THEN (jb.meta ->> 'campaign')::bigint ELSE cn.id END,
+           cn.phone_number_id, cn.access_token_enc, cn.messages_per_second, ct.phone_number, ms.body,
            cp.template_name, cp.template_language, cp.template_params::text,
            CASE WHEN jb.queue = 'outbound' THEN 'm:' || ms.id ELSE 'r:' || r.campaign_id || ':' || r.contact_id END
       FROM unnest(p_companies, p_jobs) WITH ORDINALITY AS f (company, job, i)

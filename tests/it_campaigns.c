@@ -258,11 +258,10 @@ Test(campaigns, thousand_recipients_at_the_rate_each_once_and_statuses_follow)
     int64_t id = cp_create("thousand", "{\"phone_prefix\":\"552100\"}");
     json_t *t = cp_trigger(id);
     cr_assert_str_eq(cp_status(t), "running");
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(t, "data"), "total")), 1000);
     json_decref(t);
     /* triggering again sends nobody twice */
     t = cp_trigger(id);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(t, "data"), "total")), 1000);
+    cr_assert_str_eq(cp_status(t), "running");
     json_decref(t);
 
     json_t *c = cp_wait(id, cp_completed, 60000);
@@ -272,6 +271,7 @@ Test(campaigns, thousand_recipients_at_the_rate_each_once_and_statuses_follow)
     c = cp_wait(id, cp_all_read, 30000);
     cr_assert_eq(cp_progress(c, "read"), 1000, "%s", json_dumps(c, 0));
     cr_assert_eq(cp_progress(c, "failed"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(c, "data"), "total")), 1000);
     json_decref(c);
 
     json_t *s = cp_fake_call("GET", "/_fake/stats?window_ms=2000", NULL);

@@ -9,10 +9,12 @@
  *   POST /api/v1/campaigns/:id/resume      (admin)
  *   POST /api/v1/campaigns/:id/cancel      (admin)
  *
- * Triggering resolves the audience into one campaign_recipients row and one job of
- * the 'campaigns' queue per contact, set-based, in one transaction (campaign_start,
- * migration 0007): a second trigger finds the campaign no longer a draft and changes
- * nothing, so nobody is messaged twice. Progress counts come from campaign_counts,
+ * Triggering marks the campaign running and queues its expansion: the sending worker
+ * turns the audience into one campaign_recipients row and one job of the 'campaigns'
+ * queue per contact, set-based, 10,000 contacts a step (campaign_start and
+ * campaign_expand, migration 0007), so a trigger answers at once whatever the audience's
+ * size. A second trigger finds the campaign no longer a draft and changes nothing, so
+ * nobody is messaged twice; total counts the recipients made so far. Progress counts come from campaign_counts,
  * kept by triggers as recipients move (pending, sent, delivered, read, failed,
  * cancelled), so reading them costs the same at 100 or 100,000 recipients.
  */

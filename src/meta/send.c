@@ -20,6 +20,7 @@
 #define SEND_WAIT_CAP_MS      1000 /* longer waits for the pace go back to the queue: a pause takes effect soon */
 #define SEND_THROTTLE_TRIES   3    /* throttled sends paced again within a batch before going back to the queue */
 #define SEND_RECORD_TRIES     5
+#define SEND_EXPAND_CHUNK     "10000" /* recipients made per campaign expansion step */
 
 /* The worker thread's own: an HTTP client and pacing. */
 typedef struct send_ctx {
@@ -29,10 +30,11 @@ typedef struct send_ctx {
 } send_ctx_t;
 
 typedef enum item_state {
-    ITEM_DONE,     /* outcome decided (or handed back to the queue) */
-    ITEM_WAITING,  /* for the pace */
-    ITEM_ASKING,   /* the pace is being asked */
-    ITEM_INFLIGHT, /* the request is with Meta */
+    ITEM_DONE,      /* outcome decided (or handed back to the queue) */
+    ITEM_WAITING,   /* for the pace */
+    ITEM_ASKING,    /* the pace is being asked */
+    ITEM_INFLIGHT,  /* the request is with Meta */
+    ITEM_EXPANDING, /* a campaign's expansion step (send.h) */
 } item_state_t;
 
 typedef struct send_item {
@@ -68,6 +70,8 @@ static pg_stmt_t send_prepare_stmt = {
     " template_name, template_language, template_params, callback"
     " FROM outbound_prepare($1::bigint[], $2::bigint[], $3)",
     3};
+
+static pg_stmt_t send_expand_stmt = {"SELECT campaign_expand($1, $2, $3, $4, " SEND_EXPAND_CHUNK ", $5)", 5};
 
 static pg_stmt_t send_record_stmt = {
     "SELECT company_id, conversation_id FROM outbound_record($1::bigint[], $2::bigint[], $3::text[], $4::text[],"
@@ -417,6 +421,11 @@ static void send_prepare_item(send_batch_t *b, PGresult *res, int r)
         send_done(it, "cancelled");
         return;
     }
+    if (strcmp(action, "expand") == 0) {
+        it->state = ITEM_EXPANDING;
+        it->conn = strtoll(PQgetvalue(res, r, 3), NULL, 10); /* the campaign */
+        return;
+    }
     if (strcmp(action, "park") == 0) {
         send_requeue(b, i, -1, "its campaign is paused");
         return;
@@ -449,6 +458,47 @@ static void send_prepare_item(send_batch_t *b, PGresult *res, int r)
     }
 }
 
+typedef struct expand_call {
+    send_batch_t *batch;
+    size_t i;
+} expand_call_t;
+
+static void send_on_expanded(void *data, const pg_reply_t *reply)
+{
+    expand_call_t *ec = data;
+    send_batch_t *b = ec->batch;
+    size_t i = ec->i;
+    free(ec);
+    b->busy--;
+    if (reply->error != NULL)
+        queue_slot_fail(b->slot, i, reply->error);
+    else if (PQgetvalue(reply->res, 0, 0)[0] != 't')
+        queue_slot_retry(b->slot, i, 0, "expanding the campaign's audience"); /* the next step */
+    send_done(&b->items[i], NULL); /* a finished expansion completed its job itself */
+    send_step(b);
+}
+
+/* Runs the batch's expansion steps (campaign_expand, migration 0007). */
+static void send_expand(send_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; ++i) {
+        if (b->items[i].state != ITEM_EXPANDING)
+            continue;
+        expand_call_t *ec = util_malloc(sizeof(*ec));
+        ec->batch = b;
+        ec->i = i;
+        b->busy++;
+        char company[24], campaign[24], job[24], attempts[16];
+        snprintf(company, sizeof(company), "%" PRId64, b->jobs[i].company);
+        snprintf(campaign, sizeof(campaign), "%" PRId64, b->items[i].conn);
+        snprintf(job, sizeof(job), "%" PRId64, b->jobs[i].id);
+        snprintf(attempts, sizeof(attempts), "%u", config.send_attempts);
+        pg_param_t p[] = {PG_TEXT(company), PG_TEXT(campaign), PG_TEXT(job), PG_TEXT(queue_slot_owner(b->slot)),
+                          PG_TEXT(attempts)}; /* copied by pg_exec */
+        pg_exec(queue_slot_pg(b->slot), &send_expand_stmt, p, 5, send_on_expanded, ec, NULL);
+    }
+}
+
 static void send_on_prepared(void *data, const pg_reply_t *reply)
 {
     send_batch_t *b = data;
@@ -461,6 +511,9 @@ static void send_on_prepared(void *data, const pg_reply_t *reply)
     /* jobs without a row are no longer held by this worker: nothing to do or record */
     for (int r = 0; r < PQntuples(reply->res); ++r)
         send_prepare_item(b, reply->res, r);
+    b->stepping = 1; /* the expansions' callbacks may come at once: send_step decides after */
+    send_expand(b);
+    b->stepping = 0;
     send_step(b);
 }
 

@@ -4,7 +4,9 @@
  *
  * A batch is run as a small state machine:
  *   PREPARE  outbound_prepare (migration 0007) says, per job, send / skip (already
- *            sent) / park (campaign paused) / cancel / fail (no usable connection);
+ *            sent) / park (campaign paused) / cancel / fail (no usable connection) /
+ *            expand (a campaign's next 10,000 contacts become recipients and jobs,
+ *            campaign_expand; the job goes back to the queue until the audience is done);
  *   PACE     meta/pace.h grants sends per connection and recipient; the others wait on
  *            a timer, or go back to the queue (without counting an attempt) when the
  *            wait would be long or the worker is stopping;
