@@ -187,7 +187,6 @@ DROP FUNCTION campaign_expand(bigint, bigint, bigint, text, int, int);
 DROP FUNCTION campaign_start(bigint, bigint, int);
 DROP FUNCTION message_send(bigint, bigint, text, bigint, int);
 DELETE FROM jobs WHERE queue IN ('outbound', 'campaigns');
-DROP INDEX jobs_campaign_idx;
 DROP TRIGGER campaign_recipients_count_delete ON campaign_recipients;
 DROP TRIGGER campaign_recipients_count_update ON campaign_recipients;
 DROP TRIGGER campaign_recipients_count_insert ON campaign_recipients;

@@ -70,10 +70,6 @@ CREATE TRIGGER campaign_recipients_count_update AFTER UPDATE ON campaign_recipie
 CREATE TRIGGER campaign_recipients_count_delete AFTER DELETE ON campaign_recipients
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaign_counts_apply();
 
--- A campaign's jobs (pause, resume, cancel find them by campaign).
-CREATE INDEX jobs_campaign_idx ON jobs (company_id, ((meta ->> 'campaign')::bigint))
-    WHERE queue = 'campaigns' AND status = 'queued';
-
 -- An agent's reply: stored as pending and queued for sending, in one transaction. The
 -- per-key lock orders the jobs of one contact as queue/push.c does. Returns the new
 -- message (no row for an unknown conversation); raises CVNOC when the conversation has
@@ -166,6 +162,11 @@ BEGIN
         UPDATE campaigns SET total = total + n_made, expanded_to = coalesce(v_last, expanded_to),
                expanding = n_seen = p_chunk, updated_at = now()
          WHERE company_id = p_company AND id = p_campaign;
+        -- the first step of a large audience grows the queue table faster than autovacuum
+        -- analyzes it; the claim's plan needs to know (see queue/worker.c)
+        IF c.expanded_to IS NULL AND n_made >= 1000 THEN
+            ANALYZE jobs;
+        END IF;
         IF n_seen = p_chunk THEN
             RETURN false;
         END IF;

@@ -10,8 +10,8 @@ BUILD=(build-essential pkg-config libh2o-evloop-dev libpq-dev
 SERVERS=(postgresql-15 postgresql-client-15 redis-server)
 # Test runner, HTTP client for smoke tests, promtool for checking /metrics.
 TEST=(libcriterion-dev curl prometheus)
-# Load generator and the reference server of bench/run.sh.
-BENCH=(wrk nginx-light)
+# Load generator, the reference server of bench/run.sh, and jq for the stand-in's figures.
+BENCH=(wrk nginx-light jq)
 
 usage() {
   cat <<'EOF'

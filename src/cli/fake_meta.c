@@ -14,9 +14,10 @@
  * 131047, as from Meta.
  *
  * Control (not Meta's; for whoever drives a test):
- *   GET  /_fake/stats[?window_ms=1000]  requests, accepted, errors per code, duplicates
- *        (biz_opaque_callback_data accepted twice), distinct recipients, the most
- *        requests seen in any window_ms, webhooks sent and failed
+ *   GET  /_fake/stats[?window_ms=1000][&per_second=1]  requests, accepted, errors per
+ *        code, duplicates (biz_opaque_callback_data accepted twice), distinct
+ *        recipients, the most requests seen in any window_ms, the requests in each
+ *        second, webhooks sent, failed (and retried, as Meta retries) and pending
  *   POST /_fake/config    {"latency_ms", "errors": [{"code", "share"}], "window":
  *        "open"|"check", "statuses": [...], "status_delay_ms", "webhook_url",
  *        "app_secret", "unreachable_prefix", "token"}: any subset
@@ -541,9 +542,24 @@ static void fake_messages(http_request_t *r)
 
 static void fake_stats(http_request_t *r)
 {
-    int64_t window;
-    if (api_query_int(r, "window_ms", 1000, 1, 3600000, 0, &window) != 0)
+    int64_t window, per_second;
+    if (api_query_int(r, "window_ms", 1000, 1, 3600000, 0, &window) != 0 ||
+        api_query_int(r, "per_second", 0, 0, 1, 0, &per_second) != 0)
         return;
+    /* requests in each whole second from the first one (with ?per_second=1) */
+    json_t *seconds = json_array();
+    if (per_second && fake.ntimes > 0) {
+        uint64_t t0 = fake.times_ms[0];
+        size_t at = 0;
+        for (uint64_t sec = 0; at < fake.ntimes; ++sec) {
+            size_t k = 0;
+            while (at < fake.ntimes && fake.times_ms[at] - t0 < (sec + 1) * 1000) {
+                ++k;
+                ++at;
+            }
+            json_array_append_new(seconds, json_integer((json_int_t)k));
+        }
+    }
     /* the most requests in any window_ms: times are in arrival order */
     size_t most = 0, lo = 0;
     for (size_t hi = 0; hi < fake.ntimes; ++hi) {
@@ -561,13 +577,17 @@ static void fake_stats(http_request_t *r)
         if (fake.codes.keys[i] != NULL)
             json_object_set_new(errors, fake.codes.keys[i], json_integer(fake.codes.counts[i]));
     double span = fake.ntimes > 1 ? (double)(fake.times_ms[fake.ntimes - 1] - fake.times_ms[0]) / 1000.0 : 0;
-    json_t *out =
-        json_pack("{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:{s:I, s:I, s:I}}", "requests",
-                  (json_int_t)fake.ntimes, "accepted", (json_int_t)fake.accepted, "errors", errors, "duplicates",
-                  (json_int_t)dups, "recipients", (json_int_t)fake.recipients.n, "window_ms", (json_int_t)window,
-                  "max_in_window", (json_int_t)most, "first_ms", (json_int_t)(fake.ntimes ? fake.times_ms[0] : 0),
-                  "seconds", span, "webhooks", "sent", (json_int_t)fake.webhooks_sent, "failed",
-                  (json_int_t)fake.webhooks_failed, "pending", (json_int_t)fake.npending);
+    size_t retrying = 0;
+    for (h2o_linklist_t *n = fake.retries.next; n != &fake.retries; n = n->next)
+        retrying++;
+    json_t *out = json_pack("{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:{s:I, s:I, s:I, s:I}}",
+                            "requests", (json_int_t)fake.ntimes, "accepted", (json_int_t)fake.accepted, "errors",
+                            errors, "duplicates", (json_int_t)dups, "recipients", (json_int_t)fake.recipients.n,
+                            "window_ms", (json_int_t)window, "max_in_window", (json_int_t)most, "first_ms",
+                            (json_int_t)(fake.ntimes ? fake.times_ms[0] : 0), "seconds", span, "per_second", seconds,
+                            "webhooks", "sent", (json_int_t)fake.webhooks_sent, "failed",
+                            (json_int_t)fake.webhooks_failed, "pending", (json_int_t)fake.npending, "retrying",
+                            (json_int_t)retrying);
     char *body = json_dumps(out, JSON_COMPACT);
     json_decref(out);
     http_reply_copy(r, 200, "application/json", body, strlen(body));
@@ -773,6 +793,7 @@ int cli_fake_meta(int argc, char **argv)
     config.port = 5080;
     config.threads = 1;
     config.access_log = 0;
+    log_set_access(0); /* a line per message sent would be most of its work */
     fake_set(&fake.webhook_url, getenv("FAKE_META_WEBHOOK_URL"));
     fake_set(&fake.app_secret, getenv("FAKE_META_APP_SECRET"));
     double throttle = 0, pair = 0, fail = 0;

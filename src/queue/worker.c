@@ -124,8 +124,19 @@ static pg_stmt_t worker_stats_stmt = {
     " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'running'),"
     " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'failed'),"
     " coalesce((SELECT floor(extract(epoch FROM now() - run_at))::bigint FROM jobs"
-    " WHERE queue = $1 AND status = 'queued' AND run_at <= now() ORDER BY run_at, id LIMIT 1), 0)",
+    " WHERE queue = $1 AND status = 'queued' AND run_at <= now() ORDER BY run_at, id LIMIT 1), 0),"
+    " (SELECT reltuples::bigint FROM pg_class WHERE oid = 'jobs'::regclass)",
     1};
+
+/*
+ * Bulk inserts (a campaign's expansion, a burst of webhooks) outrun autovacuum's
+ * analyze (a minute apart by default); with the table's statistics saying "nearly
+ * empty", the planner may claim through a nested range scan that grows with the
+ * square of the backlog. When the live jobs of this queue alone outnumber what the
+ * statistics think the whole table holds, the worker analyzes it.
+ */
+static pg_stmt_t worker_analyze_stmt = {"ANALYZE jobs", 0};
+#define WORKER_STALE_SLACK 1000
 
 static pg_stmt_t worker_prune_stmt = {
     "DELETE FROM jobs WHERE (company_id, id) IN (SELECT company_id, id FROM jobs"
@@ -423,12 +434,12 @@ static void worker_listen(queue_worker_t *w)
 
 static void worker_on_housekeeping(void *data, const pg_reply_t *reply);
 
-typedef enum { HK_RECOVER, HK_STATS, HK_PRUNE } hk_step_t;
+typedef enum { HK_RECOVER, HK_STATS, HK_ANALYZE, HK_PRUNE } hk_step_t;
 
 typedef struct hk {
     queue_worker_t *w;
     hk_step_t step;
-    int stats, prune;
+    int stats, analyze, prune;
 } hk_t;
 
 static void worker_hk_next(hk_t *h)
@@ -438,6 +449,12 @@ static void worker_hk_next(hk_t *h)
     if (h->step == HK_RECOVER && h->stats) {
         h->step = HK_STATS;
         pg_exec(w->pg, &worker_stats_stmt, p, 1, worker_on_housekeeping, h, NULL);
+        return;
+    }
+    if (h->step == HK_STATS && h->analyze) {
+        h->step = HK_ANALYZE;
+        log_info("queue", "%s: the jobs table's statistics are stale; analyzing it", w->def.name);
+        pg_exec(w->pg, &worker_analyze_stmt, NULL, 0, worker_on_housekeeping, h, NULL);
         return;
     }
     if (h->step != HK_PRUNE && h->prune) {
@@ -478,7 +495,11 @@ static void worker_on_housekeeping(void *data, const pg_reply_t *reply)
             metrics_gauge_set(w->metrics, METRICS_QUEUE_RUNNING, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
             metrics_gauge_set(w->metrics, METRICS_QUEUE_DEAD, strtoll(PQgetvalue(res, 0, 2), NULL, 10));
             metrics_gauge_set(w->metrics, METRICS_QUEUE_OLDEST_S, strtoll(PQgetvalue(res, 0, 3), NULL, 10));
+            long long live = strtoll(PQgetvalue(res, 0, 0), NULL, 10) + strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+            h->analyze = live > strtoll(PQgetvalue(res, 0, 4), NULL, 10) + WORKER_STALE_SLACK;
         }
+        break;
+    case HK_ANALYZE:
         break;
     case HK_PRUNE:
         if (strtoll(PQcmdTuples(res), NULL, 10) > 0)

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# A broadcast campaign at Meta's pace: RECIPIENTS (100,000) contacts through
+# `conversa fake-meta` (the stand-in Cloud API: answers at once, sends the sent,
+# delivered and read statuses back as signed webhooks) with the connection's rate set
+# to RATE (1,000) messages/s, Meta's highest tier.
+#
+# A company of its own ("bench-campaign", re-created each run) with RECIPIENTS contacts,
+# 1,000 conversations and a connection at messages_per_second=RATE; `conversa serve`
+# with its defaults (SEND_CONCURRENCY=2, QUEUE_CONCURRENCY=2) and the stand-in.
+#
+#   1. baseline: GET /api/v1/conversations/status at API_RATE requests/s over
+#      API_CONNECTIONS connections for API_DURATION, no campaign: p50/p95/p99.
+#   2. the campaign is triggered; 5 s in, the same API load for API_DURATION while it
+#      sends. conversa's CPU (utime + stime, % of one core) and resident memory
+#      (sampled each second) are measured from the trigger to the last send.
+#   3. once it completes: the achieved rate as the stand-in saw it (requests / time
+#      from first to last), the requests in each whole second (median, lowest, highest,
+#      leaving out the first and last), recipients accounted for (progress), and the
+#      duplicates the stand-in saw (biz_opaque_callback_data accepted twice); then the
+#      time until every status has come back (all read).
+#
+# Prints a table; writes bench/results/campaign-<UTC stamp>.json and campaign-latest.json.
+#
+# Environment: CONVERSA_BIN (default build/release/conversa), RECIPIENTS (100000),
+# RATE (1000), API_RATE (1000), API_CONNECTIONS (8), API_DURATION (30s), BENCH_DIR
+# (.data/bench), RESULTS_DIR (bench/results).
+set -euo pipefail
+RECIPIENTS=${RECIPIENTS:-100000}
+RATE=${RATE:-1000}
+API_RATE=${API_RATE:-1000}
+API_CONNECTIONS=${API_CONNECTIONS:-8}
+API_DURATION=${API_DURATION:-30s}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_help "$@"
+for v in RECIPIENTS RATE API_RATE API_CONNECTIONS; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
+done
+[[ "$RATE" -le 1000 ]] || die "RATE must be at most 1000 (Meta's highest tier)"
+command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
+command -v jq >/dev/null || die "jq not found; run: scripts/deps.sh --install bench"
+
+BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/conversa-campaign.XXXXXX")
+fake_pid=""
+cleanup_fake() { [[ -n "$fake_pid" ]] && kill "$fake_pid" 2>/dev/null; true; }
+trap 'cleanup_fake; bench_cleanup' EXIT
+bench_stack_up
+trap 'cleanup_fake; bench_cleanup' EXIT
+"$CONVERSA_BIN" migrate up >/dev/null 2>&1 || die "migrate failed"
+
+slug=bench-campaign
+phone_id=990000000000002
+secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+access=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+note "re-creating company $slug with $RECIPIENTS contacts"
+psql_q "DELETE FROM companies WHERE slug = '$slug'" >/dev/null
+psql_q "UPDATE connections SET phone_number_id = NULL WHERE phone_number_id = '$phone_id'" >/dev/null
+company=$(psql_q "INSERT INTO companies (slug, name) VALUES ('$slug', 'Bench campaign') RETURNING id")
+admin=$(psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'admin@$slug.test', 'Admin', 'admin') RETURNING id")
+token=$(new_tokens 1)
+psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
+        VALUES ($company, $admin, sha256(convert_to('$token', 'UTF8')), 'bench-campaign', 'api')" >/dev/null
+psql_q "INSERT INTO contacts (company_id, phone_number, wa_id, name)
+        SELECT $company, '5541' || lpad(g::text, 9, '0'), '5541' || lpad(g::text, 9, '0'), 'Contact ' || g
+        FROM generate_series(1, $RECIPIENTS) g" >/dev/null
+psql_q "DELETE FROM jobs" >/dev/null  # every run starts from an empty queue
+psql_q "VACUUM (ANALYZE) jobs" >/dev/null
+
+fake_port=$(free_port)
+start_conversa "$BENCH_DIR/conversa-campaign.log" META_GRAPH_URL="http://127.0.0.1:$fake_port"
+"$CONVERSA_BIN" fake-meta --port "$fake_port" --window open \
+  --webhook-url "http://127.0.0.1:$port/api/webhooks/meta/$slug" --app-secret "$secret" \
+  >"$BENCH_DIR/fake-meta-campaign.log" 2>&1 &
+fake_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$fake_port/_fake/stats" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+api() { curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+conn=$(api -X POST "http://127.0.0.1:$port/api/v1/connections" \
+  -d "{\"name\":\"Bench\",\"slug\":\"$slug\",\"phone_number_id\":\"$phone_id\",\"access_token\":\"$access\",
+       \"app_secret\":\"$secret\",\"verify_token\":\"bench\",\"messages_per_second\":$RATE}" | jq -r .data.id)
+psql_q "INSERT INTO conversations (company_id, contact_id, connection_id, status)
+        SELECT company_id, id, $conn, (ARRAY['open', 'pending', 'resolved'])[1 + id % 3] FROM contacts
+        WHERE company_id = $company ORDER BY id LIMIT 1000" >/dev/null
+
+# api_load: the API load; prints its RESULT line
+api_load() {
+  wrk -t1 -c"$API_CONNECTIONS" -d"$API_DURATION" -s bench/report.lua -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$port/api/v1/conversations/status" -- "$API_RATE" "$API_CONNECTIONS" | grep '^RESULT'
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+note "baseline: /api/v1/conversations/status at $API_RATE/s for $API_DURATION, no campaign"
+base=$(api_load)
+
+cid=$(api -X POST "http://127.0.0.1:$port/api/v1/campaigns" \
+  -d "{\"name\":\"Bench\",\"connection_id\":$conn,\"template\":{\"name\":\"black_friday\",\"language\":\"pt_BR\",
+       \"parameters\":[\"30%\"]},\"audience\":{\"all\":true}}" | jq -r .data.id)
+ticks=$(getconf CLK_TCK)
+cpu() { awk '{ print $14 + $15 }' "/proc/$conv_pid/stat"; }
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$conv_pid/status"; }
+cpu0=$(cpu)
+t0=$(date +%s.%N)
+api -X POST "http://127.0.0.1:$port/api/v1/campaigns/trigger" -d "{\"campaign_id\":$cid}" >/dev/null
+note "campaign $cid triggered: $RECIPIENTS recipients at $RATE/s"
+(sleep 5; api_load >"$BENCH_TMP/during.txt") &
+load_pid=$!
+rss_max=0
+deadline=$(( $(date +%s) + RECIPIENTS / RATE * 3 + 120 ))
+while :; do
+  r=$(rss_kb); [[ "$r" -gt "$rss_max" ]] && rss_max=$r
+  state=$(api "http://127.0.0.1:$port/api/v1/campaigns/$cid")
+  [[ $(jq -r .data.status <<<"$state") == completed ]] && break
+  [[ $(date +%s) -lt $deadline ]] || die "the campaign did not complete: $state"
+  kill -0 "$conv_pid" 2>/dev/null || die "conversa exited during the campaign"
+  sleep 1
+done
+t1=$(date +%s.%N)
+cpu1=$(cpu)
+wait "$load_pid" || true
+during=$(cat "$BENCH_TMP/during.txt")
+stats=$(curl -fsS "http://127.0.0.1:$fake_port/_fake/stats?per_second=1")
+read_deadline=$(( $(date +%s) + 120 ))
+while [[ $(api "http://127.0.0.1:$port/api/v1/campaigns/$cid" | jq .data.progress.read) -lt "$RECIPIENTS" ]]; do
+  [[ $(date +%s) -lt $read_deadline ]] || { note "not every status came back within 120 s"; break; }
+  sleep 1
+done
+t2=$(date +%s.%N)
+state=$(api "http://127.0.0.1:$port/api/v1/campaigns/$cid")
+
+requests=$(jq .requests <<<"$stats")
+accepted=$(jq .accepted <<<"$stats")
+dups=$(jq .duplicates <<<"$stats")
+recips=$(jq .recipients <<<"$stats")
+span=$(jq .seconds <<<"$stats")
+achieved=$(awk -v n="$requests" -v s="$span" 'BEGIN { printf "%.1f", (n - 1) / s }')
+deviation=$(awk -v a="$achieved" -v r="$RATE" 'BEGIN { printf "%.2f", 100 * (a - r) / r }')
+read -r sec_median sec_min sec_max <<<"$(jq -r '.per_second | .[1:-1] | sort | "\(.[length/2|floor]) \(.[0]) \(.[-1])"' <<<"$stats")"
+accounted=$(jq '[.data.progress[]] | add' <<<"$state")
+final_read=$(jq .data.progress.read <<<"$state")
+failed=$(jq .data.progress.failed <<<"$state")
+cpu_pct=$(awk -v c0="$cpu0" -v c1="$cpu1" -v hz="$ticks" -v t0="$t0" -v t1="$t1" \
+  'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }')
+send_s=$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", t1 - t0 }')
+statuses_s=$(awk -v t0="$t0" -v t2="$t2" 'BEGIN { printf "%.1f", t2 - t0 }')
+rss_mb=$(awk -v k="$rss_max" 'BEGIN { printf "%.1f", k / 1024 }')
+
+printf '\ncampaign of %s recipients at %s messages/s through the stand-in\n' "$RECIPIENTS" "$RATE"
+printf '  achieved rate          %s msg/s (%s %% from the limit); per second: median %s, lowest %s, highest %s\n' \
+  "$achieved" "$deviation" "$sec_median" "$sec_min" "$sec_max"
+printf '  requests / accepted    %s / %s; distinct recipients %s; duplicates %s\n' "$requests" "$accepted" "$recips" "$dups"
+printf '  accounted recipients   %s (failed %s); all read after %s s\n' "$accounted" "$failed" "$statuses_s"
+printf '  trigger to last send   %s s; conversa CPU %s %% of one core; peak RSS %s MiB\n' "$send_s" "$cpu_pct" "$rss_mb"
+printf '  %-30s %9s %8s %8s %8s %7s\n' "API /conversations/status" "req/s" "p50 ms" "p95 ms" "p99 ms" errors
+for run in baseline during; do
+  line=$base; [[ $run == during ]] && line=$during
+  printf '  %-30s %9.0f %8.2f %8.2f %8.2f %7s\n' "$run" "$(field rps "$line")" "$(field p50 "$line")" \
+    "$(field p95 "$line")" "$(field p99 "$line")" "$(field errors "$line")"
+done
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+api_json() {
+  printf '{"rps":%s,"p50_ms":%s,"p95_ms":%s,"p99_ms":%s,"errors":%s}' "$(field rps "$1")" "$(field p50 "$1")" \
+    "$(field p95 "$1")" "$(field p99 "$1")" "$(field errors "$1")"
+}
+cat >"$RESULTS_DIR/campaign-$stamp.json" <<EOT
+{"date":"$stamp","recipients":$RECIPIENTS,"rate":$RATE,"achieved_per_s":$achieved,"deviation_pct":$deviation,
+ "per_second":{"median":$sec_median,"lowest":$sec_min,"highest":$sec_max},"requests":$requests,"accepted":$accepted,
+ "distinct_recipients":$recips,"duplicates":$dups,"accounted":$accounted,"failed":$failed,"read":$final_read,
+ "send_seconds":$send_s,"all_read_seconds":$statuses_s,"cpu_pct_one_core":$cpu_pct,"peak_rss_mib":$rss_mb,
+ "api_rate":$API_RATE,"api_connections":$API_CONNECTIONS,"api_baseline":$(api_json "$base"),"api_during":$(api_json "$during")}
+EOT
+cp "$RESULTS_DIR/campaign-$stamp.json" "$RESULTS_DIR/campaign-latest.json"
+note "results written to $RESULTS_DIR/campaign-$stamp.json"
