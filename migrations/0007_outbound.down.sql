@@ -177,7 +177,8 @@ BEGIN
         'statuses', n_statuses, 'ignored', n_ignored)::text;
 END $$;
 
-DROP FUNCTION outbound_status(bigint, text, text, jsonb);
+DROP FUNCTION outbound_statuses(bigint, jsonb);
+DROP FUNCTION outbound_status_rows(jsonb);
 DROP FUNCTION outbound_record(bigint[], bigint[], text[], text[], bigint[], text[], text);
 DROP FUNCTION outbound_batch(bigint[], bigint[], text[], text[], bigint[], text[]);
 DROP FUNCTION outbound_prepare(bigint[], bigint[], text);

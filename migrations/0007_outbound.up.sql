@@ -10,7 +10,7 @@
 -- A send whose outcome is unknown (the worker died with the request on the wire) is
 -- recognised when Meta's status webhook arrives: every message carries
 -- biz_opaque_callback_data naming its row ('m:<message>' or 'r:<campaign>:<contact>'),
--- which Meta echoes in statuses, and outbound_status() records the wamid from it. The
+-- which Meta echoes in statuses, and outbound_statuses() records the wamid from it. The
 -- job is taken again only after its lease, by which time the status has normally
 -- arrived; then it is skipped.
 
@@ -333,67 +333,92 @@ BEGIN
     END LOOP;
 END $$;
 
--- One status from Meta for an outbound message or a campaign recipient. A wamid not
--- known yet is matched through biz_opaque_callback_data first (see the top). Moves
--- forward only; failed is terminal. Returns the conversation whose message changed.
--- Raises CVWAI when nothing has the wamid yet (the queue retries: the send's own
--- record may still be committing).
-CREATE FUNCTION outbound_status(p_company bigint, p_wamid text, p_status text, s jsonb) RETURNS bigint
+-- A change's statuses from Meta for outbound messages and campaign recipients, applied
+-- set-based (a batch of hundreds costs a few statements, not a few per status). They
+-- commute: each row only moves forward and failed is terminal, so their order, and the
+-- order of the jobs carrying them, does not matter. A wamid not known yet is matched
+-- through biz_opaque_callback_data first (see the top). Raises CVBAD for a malformed
+-- status and CVWAI when a status's wamid is nobody's yet (the queue retries the job:
+-- the send's own record may still be committing). Returns the conversations whose
+-- messages changed and how many statuses were applied and ignored.
+CREATE FUNCTION outbound_status_rows(p_list jsonb)
+RETURNS TABLE (wamid text, status text, cb text, at timestamptz, code int, title text)
+LANGUAGE sql STABLE AS $$
+    SELECT s ->> 'id', CASE s ->> 'status' WHEN 'played' THEN 'read' ELSE s ->> 'status' END,
+           s ->> 'biz_opaque_callback_data', webhook_time(s ->> 'timestamp'),
+           CASE WHEN s ->> 'status' = 'failed' AND s -> 'errors' -> 0 ->> 'code' ~ '^-?[0-9]{1,9}$'
+                THEN (s -> 'errors' -> 0 ->> 'code')::int END,
+           CASE WHEN s ->> 'status' = 'failed' THEN left(s -> 'errors' -> 0 ->> 'title', 512) END
+      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_list) = 'array' THEN p_list ELSE '[]' END) s
+$$;
+
+CREATE FUNCTION outbound_statuses(p_company bigint, p_list jsonb, OUT conversations bigint[], OUT applied int,
+                                  OUT ignored int)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
-    cb     text := s ->> 'biz_opaque_callback_data';
-    cur    record;
-    found_ bool := false;
-    v_conv bigint;
-    v_code int := CASE WHEN p_status = 'failed' AND s -> 'errors' -> 0 ->> 'code' ~ '^-?[0-9]{1,9}$'
-                       THEN (s -> 'errors' -> 0 ->> 'code')::int END;
-    v_title text := CASE WHEN p_status = 'failed' THEN left(s -> 'errors' -> 0 ->> 'title', 512) END;
-    v_at timestamptz := webhook_time(s ->> 'timestamp');
+    v_campaigns bigint[];
+    v_campaign  bigint;
 BEGIN
-    IF cb ~ '^m:[0-9]{1,18}$' THEN
-        UPDATE messages SET wamid = p_wamid, updated_at = now()
-         WHERE company_id = p_company AND id = substr(cb, 3)::bigint AND direction = 'outbound' AND wamid IS NULL
-           AND NOT EXISTS (SELECT 1 FROM messages WHERE company_id = p_company AND wamid = p_wamid);
-    ELSIF cb ~ '^r:[0-9]{1,18}:[0-9]{1,18}$' THEN
-        UPDATE campaign_recipients
-           SET wamid = p_wamid, status = CASE WHEN status IN ('pending', 'cancelled') THEN 'sent' ELSE status END,
-               attempts = attempts + 1, updated_at = now()
-         WHERE company_id = p_company AND campaign_id = split_part(cb, ':', 2)::bigint
-           AND contact_id = split_part(cb, ':', 3)::bigint AND wamid IS NULL
-           AND NOT EXISTS (SELECT 1 FROM campaign_recipients WHERE company_id = p_company AND wamid = p_wamid);
-        IF FOUND THEN
-            PERFORM campaign_settle(p_company, split_part(cb, ':', 2)::bigint);
-        END IF;
+    IF EXISTS (SELECT 1 FROM outbound_status_rows(p_list) s
+                WHERE s.wamid IS NULL OR s.status IS NULL OR length(s.wamid) > 512) THEN
+        RAISE EXCEPTION 'malformed status' USING ERRCODE = 'CVBAD';
     END IF;
+    SELECT count(*) FILTER (WHERE s.status IN ('sent', 'delivered', 'read', 'failed')),
+           count(*) FILTER (WHERE s.status NOT IN ('sent', 'delivered', 'read', 'failed'))
+      INTO applied, ignored FROM outbound_status_rows(p_list) s;
 
-    SELECT id, conversation_id, status, direction INTO cur FROM messages
-     WHERE company_id = p_company AND wamid = p_wamid FOR UPDATE;
-    IF FOUND THEN
-        found_ := true;
-        IF cur.direction = 'outbound' AND cur.status <> 'failed'
-           AND message_status_rank(p_status) > message_status_rank(cur.status) THEN
-            UPDATE messages SET status = p_status, status_at = v_at, updated_at = now(),
-                   error_code = v_code, error_title = v_title
-             WHERE company_id = p_company AND id = cur.id;
-            v_conv := cur.conversation_id;
-        END IF;
-    END IF;
+    -- sends whose answer never reached us: their row is named by the callback data
+    WITH cb AS (SELECT DISTINCT ON (s.cb) s.cb, s.wamid FROM outbound_status_rows(p_list) s
+                 WHERE s.cb ~ '^r:[0-9]{1,18}:[0-9]{1,18}$' AND s.status IN ('sent', 'delivered', 'read', 'failed')
+                 ORDER BY s.cb),
+    fixed AS (
+        UPDATE campaign_recipients r
+           SET wamid = cb.wamid, status = CASE WHEN r.status IN ('pending', 'cancelled') THEN 'sent' ELSE r.status END,
+               attempts = r.attempts + 1, updated_at = now()
+          FROM cb
+         WHERE r.company_id = p_company AND r.campaign_id = split_part(cb.cb, ':', 2)::bigint
+           AND r.contact_id = split_part(cb.cb, ':', 3)::bigint AND r.wamid IS NULL
+           AND NOT EXISTS (SELECT 1 FROM campaign_recipients o WHERE o.company_id = p_company AND o.wamid = cb.wamid)
+        RETURNING r.campaign_id)
+    SELECT array_agg(DISTINCT fixed.campaign_id) INTO v_campaigns FROM fixed;
+    UPDATE messages m SET wamid = cb.wamid, updated_at = now()
+      FROM (SELECT DISTINCT ON (s.cb) s.cb, s.wamid FROM outbound_status_rows(p_list) s
+             WHERE s.cb ~ '^m:[0-9]{1,18}$' AND s.status IN ('sent', 'delivered', 'read', 'failed') ORDER BY s.cb) cb
+     WHERE m.company_id = p_company AND m.id = substr(cb.cb, 3)::bigint AND m.direction = 'outbound'
+       AND m.wamid IS NULL
+       AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.company_id = p_company AND o.wamid = cb.wamid);
 
-    SELECT campaign_id, contact_id, status INTO cur FROM campaign_recipients
-     WHERE company_id = p_company AND wamid = p_wamid FOR UPDATE;
-    IF FOUND THEN
-        found_ := true;
-        IF cur.status <> 'failed' AND message_status_rank(p_status) > message_status_rank(cur.status) THEN
-            UPDATE campaign_recipients SET status = p_status, updated_at = now(),
-                   error_code = coalesce(v_code, error_code), error_title = coalesce(v_title, error_title)
-             WHERE company_id = p_company AND campaign_id = cur.campaign_id AND contact_id = cur.contact_id;
-        END IF;
-    END IF;
+    -- the furthest status per wamid, forward only
+    WITH best AS (SELECT DISTINCT ON (s.wamid) s.wamid, s.status, s.at, s.code, s.title
+                    FROM outbound_status_rows(p_list) s WHERE s.status IN ('sent', 'delivered', 'read', 'failed')
+                   ORDER BY s.wamid, message_status_rank(s.status) DESC),
+    moved AS (
+        UPDATE messages m SET status = b.status, status_at = b.at, updated_at = now(), error_code = b.code,
+               error_title = b.title
+          FROM best b
+         WHERE m.company_id = p_company AND m.wamid = b.wamid AND m.direction = 'outbound' AND m.status <> 'failed'
+           AND message_status_rank(b.status) > message_status_rank(m.status)
+        RETURNING m.conversation_id)
+    SELECT coalesce(array_agg(DISTINCT moved.conversation_id), '{}') INTO conversations FROM moved;
+    UPDATE campaign_recipients r SET status = b.status, updated_at = now(),
+           error_code = coalesce(b.code, r.error_code), error_title = coalesce(b.title, r.error_title)
+      FROM (SELECT DISTINCT ON (s.wamid) s.wamid, s.status, s.code, s.title FROM outbound_status_rows(p_list) s
+             WHERE s.status IN ('sent', 'delivered', 'read', 'failed')
+             ORDER BY s.wamid, message_status_rank(s.status) DESC) b
+     WHERE r.company_id = p_company AND r.wamid = b.wamid AND r.status <> 'failed'
+       AND message_status_rank(b.status) > message_status_rank(r.status);
 
-    IF NOT found_ THEN
-        RAISE EXCEPTION 'status % for message % that is not known yet', p_status, p_wamid USING ERRCODE = 'CVWAI';
+    IF EXISTS (SELECT 1 FROM outbound_status_rows(p_list) s
+                WHERE s.status IN ('sent', 'delivered', 'read', 'failed')
+                  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.company_id = p_company AND m.wamid = s.wamid)
+                  AND NOT EXISTS (SELECT 1 FROM campaign_recipients r
+                                   WHERE r.company_id = p_company AND r.wamid = s.wamid)) THEN
+        RAISE EXCEPTION 'status for a message that is not known yet' USING ERRCODE = 'CVWAI';
     END IF;
-    RETURN v_conv;
+    FOREACH v_campaign IN ARRAY coalesce(v_campaigns, '{}') LOOP
+        PERFORM campaign_settle(p_company, v_campaign);
+    END LOOP;
 END $$;
 
 CREATE OR REPLACE FUNCTION webhook_apply(p_company bigint, p_job bigint, p_worker text) RETURNS text
@@ -407,6 +432,7 @@ DECLARE
     v          jsonb;
     m          jsonb;
     s          jsonb;
+    st         record;
     v_from     text;
     v_wamid    text;
     v_type     text;
@@ -530,23 +556,13 @@ BEGIN
                 v_lists := true;
             END LOOP;
 
-            -- statuses of outbound messages and campaign recipients: only forward, failed is terminal
-            FOR s IN SELECT * FROM webhook_array(v, 'statuses') LOOP
-                v_wamid := s ->> 'id';
-                v_status := CASE s ->> 'status' WHEN 'played' THEN 'read' ELSE s ->> 'status' END;
-                IF v_wamid IS NULL OR v_status IS NULL OR length(v_wamid) > 512 THEN
-                    RAISE EXCEPTION 'malformed status in job %', p_job USING ERRCODE = 'CVBAD';
-                END IF;
-                IF v_status NOT IN ('sent', 'delivered', 'read', 'failed') THEN
-                    n_ignored := n_ignored + 1;
-                    CONTINUE;
-                END IF;
-                v_conv := outbound_status(p_company, v_wamid, v_status, s);
-                n_statuses := n_statuses + 1;
-                IF v_conv IS NOT NULL THEN
-                    v_convs := v_convs || v_conv;
-                END IF;
-            END LOOP;
+            -- statuses of outbound messages and campaign recipients, all at once
+            IF jsonb_typeof(v -> 'statuses') = 'array' AND jsonb_array_length(v -> 'statuses') > 0 THEN
+                SELECT * INTO st FROM outbound_statuses(p_company, v -> 'statuses');
+                v_convs := v_convs || st.conversations;
+                n_statuses := n_statuses + st.applied;
+                n_ignored := n_ignored + st.ignored;
+            END IF;
         END LOOP;
     END LOOP;
 

@@ -181,7 +181,7 @@ static void wh_setup(void)
     cr_assert_eq(hs_sql(out, sizeof(out), "UPDATE connections SET phone_number_id = NULL WHERE phone_number_id = '%s'",
                         WH_PHONE_ID),
                  0, "%s", out);
-    static const char *const env[] = {"QUEUE_CONCURRENCY=8", "QUEUE_LEASE_MS=6000", NULL};
+    static const char *const env[] = {"QUEUE_CONCURRENCY=8", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
     hs_server_start(&wh_srv, env);
     char email[96];
     snprintf(email, sizeof(email), "admin@%s.test", wh_slug);
@@ -537,7 +537,7 @@ Test(webhooks, batched_payload_applies_every_item)
     n += sprintf(b + n, "]}");
     cr_assert_eq(k, 40);
     wh_post(b, (size_t)n);
-    /* split by contact: 5 + the statuses' contact */
+    /* split by contact: 5, and one part with the statuses */
     cr_assert_eq(wh_count("jobs WHERE true"), 6);
     cr_assert(wh_drain(10000));
     cr_assert_eq(wh_count("messages WHERE direction = 'inbound'"), 40);
@@ -833,7 +833,7 @@ static void kill9_and_restart(hs_server_t *srv)
     waitpid(srv->pid, NULL, 0);
     srv->pid = 0;
     hs_sleep_ms(300);
-    static const char *const env[] = {"QUEUE_CONCURRENCY=8", "QUEUE_LEASE_MS=6000", NULL};
+    static const char *const env[] = {"QUEUE_CONCURRENCY=8", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
     int port = srv->port;
     hs_server_start(srv, env); /* on a new port: the clients see refused connections from then on */
     (void)port;
@@ -843,7 +843,7 @@ Test(webhooks, kill9_mid_flood_loses_nothing_and_applies_once)
 {
     wh_reset();
     hs_server_t victim;
-    static const char *const env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", NULL};
+    static const char *const env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
     hs_server_start(&victim, env);
     flood_and_check(&victim, kill9_and_restart);
     hs_server_stop(&victim);

@@ -580,14 +580,13 @@ static void fake_stats(http_request_t *r)
     size_t retrying = 0;
     for (h2o_linklist_t *n = fake.retries.next; n != &fake.retries; n = n->next)
         retrying++;
-    json_t *out = json_pack("{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:{s:I, s:I, s:I, s:I}}",
-                            "requests", (json_int_t)fake.ntimes, "accepted", (json_int_t)fake.accepted, "errors",
-                            errors, "duplicates", (json_int_t)dups, "recipients", (json_int_t)fake.recipients.n,
-                            "window_ms", (json_int_t)window, "max_in_window", (json_int_t)most, "first_ms",
-                            (json_int_t)(fake.ntimes ? fake.times_ms[0] : 0), "seconds", span, "per_second", seconds,
-                            "webhooks", "sent", (json_int_t)fake.webhooks_sent, "failed",
-                            (json_int_t)fake.webhooks_failed, "pending", (json_int_t)fake.npending, "retrying",
-                            (json_int_t)retrying);
+    json_t *out = json_pack(
+        "{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:f, s:o, s:{s:I, s:I, s:I, s:I}}", "requests",
+        (json_int_t)fake.ntimes, "accepted", (json_int_t)fake.accepted, "errors", errors, "duplicates",
+        (json_int_t)dups, "recipients", (json_int_t)fake.recipients.n, "window_ms", (json_int_t)window, "max_in_window",
+        (json_int_t)most, "first_ms", (json_int_t)(fake.ntimes ? fake.times_ms[0] : 0), "seconds", span, "per_second",
+        seconds, "webhooks", "sent", (json_int_t)fake.webhooks_sent, "failed", (json_int_t)fake.webhooks_failed,
+        "pending", (json_int_t)fake.npending, "retrying", (json_int_t)retrying);
     char *body = json_dumps(out, JSON_COMPACT);
     json_decref(out);
     http_reply_copy(r, 200, "application/json", body, strlen(body));

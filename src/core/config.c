@@ -204,10 +204,12 @@ int config_load(void)
     }
 
     /* a send holds its job while it waits for the rate limit (at most 2 s) and for Meta */
-    if ((unsigned long long)config.queue_lease_ms < (unsigned long long)config.meta_timeout_ms + 5000) {
+    if (config.send_concurrency > 0 &&
+        (unsigned long long)config.queue_lease_ms < (unsigned long long)config.meta_timeout_ms + 5000) {
         char v[32], why[128];
         snprintf(v, sizeof(v), "%u", config.queue_lease_ms);
-        snprintf(why, sizeof(why), "must be at least META_TIMEOUT_MS + 5000 (%u)", config.meta_timeout_ms + 5000);
+        snprintf(why, sizeof(why), "must be at least META_TIMEOUT_MS + 5000 (%u) when SEND_CONCURRENCY > 0",
+                 config.meta_timeout_ms + 5000);
         return config_bad("QUEUE_LEASE_MS", v, why);
     }
     if (strncmp(config.meta_graph_url, "http://", 7) != 0 && strncmp(config.meta_graph_url, "https://", 8) != 0)

@@ -45,10 +45,16 @@ void meta_signature(const char *secret, size_t secret_len, const void *body, siz
 
 /* ---- splitting by contact ---- */
 
-/* The contact an item concerns: "from" of a message, "recipient_id" of a status. */
-static const char *meta_item_contact(json_t *item, const char *list)
+/*
+ * The contact an item concerns: "from" of a message, "recipient_id" of a status; none
+ * for statuses when they are set apart (see webhook.h).
+ */
+static const char *meta_item_contact(json_t *item, const char *list, int statuses_apart)
 {
-    json_t *v = json_object_get(item, strcmp(list, "messages") == 0 ? "from" : "recipient_id");
+    int message = strcmp(list, "messages") == 0;
+    if (!message && statuses_apart)
+        return NULL;
+    json_t *v = json_object_get(item, message ? "from" : "recipient_id");
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
@@ -63,7 +69,7 @@ static json_t *meta_array(json_t *obj, const char *name)
  * count, or SIZE_MAX when root holds more than META_MAX_ITEMS messages and statuses
  * (splitting is quadratic in them, so the bound is checked before anything is built).
  */
-static size_t meta_contacts(json_t *root, const char ***out, int *has_other)
+static size_t meta_contacts(json_t *root, const char ***out, int *has_other, int statuses_apart)
 {
     static const char *const lists[] = {"messages", "statuses"};
     const char **seen = NULL;
@@ -87,7 +93,7 @@ static size_t meta_contacts(json_t *root, const char ***out, int *has_other)
             int items = 0;
             for (l = 0; l < 2; ++l) {
                 json_array_foreach (meta_array(value, lists[l]), k, item) {
-                    const char *c = meta_item_contact(item, lists[l]);
+                    const char *c = meta_item_contact(item, lists[l], statuses_apart);
                     items = 1;
                     if (c == NULL) {
                         *has_other = 1;
@@ -116,7 +122,7 @@ static size_t meta_contacts(json_t *root, const char ***out, int *has_other)
 /* Whether item belongs to contact (NULL: the part of items and changes with no contact). */
 static int meta_item_is(json_t *item, const char *list, const char *contact)
 {
-    const char *c = meta_item_contact(item, list);
+    const char *c = meta_item_contact(item, list, 1);
     return contact == NULL ? c == NULL : (c != NULL && strcmp(c, contact) == 0);
 }
 
@@ -191,9 +197,14 @@ int meta_split(json_t *root, const char *body, size_t len, meta_part_t **parts)
         return -1;
     const char **contacts;
     int has_other;
-    size_t n = meta_contacts(root, &contacts, &has_other);
+    size_t n = meta_contacts(root, &contacts, &has_other, 0);
     if (n == SIZE_MAX)
         return -2;
+    if (n + (size_t)has_other > 1) {
+        /* several contacts: the messages by contact, the statuses together */
+        free(contacts);
+        n = meta_contacts(root, &contacts, &has_other, 1);
+    }
     if (n + (size_t)has_other <= 1) {
         meta_part_t *p = util_calloc(1, sizeof(*p));
         p->contact = n == 1 ? util_strdup(contacts[0]) : NULL;
