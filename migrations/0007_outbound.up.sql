@@ -29,36 +29,47 @@ ALTER TABLE campaigns ADD COLUMN total bigint NOT NULL DEFAULT 0, ADD COLUMN exp
 
 -- Progress of each campaign per recipient status, kept by statement-level triggers
 -- (one row change per status per statement, however many recipients it touched).
+-- Every send's record and every batch of statuses moves a campaign's counts, so the
+-- counts are striped: a transaction adds to the stripe of its own id (one of 16), and
+-- two at once rarely wait on the same row. Readers sum the stripes.
 CREATE TABLE campaign_counts (
-    company_id  bigint NOT NULL,
-    campaign_id bigint NOT NULL,
-    status      text   NOT NULL,
-    n           bigint NOT NULL,
-    PRIMARY KEY (company_id, campaign_id, status),
+    company_id  bigint   NOT NULL,
+    campaign_id bigint   NOT NULL,
+    status      text     NOT NULL,
+    stripe      smallint NOT NULL,
+    n           bigint   NOT NULL,
+    PRIMARY KEY (company_id, campaign_id, status, stripe),
     CONSTRAINT campaign_counts_campaign_fk FOREIGN KEY (company_id, campaign_id)
         REFERENCES campaigns (company_id, id) ON DELETE CASCADE
 );
 
 -- Rows are locked in key order so that two statements never wait on each other in a cycle.
 CREATE FUNCTION campaign_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_stripe smallint := (txid_current() % 16)::smallint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO campaign_counts AS cc (company_id, campaign_id, status, n)
-        SELECT company_id, campaign_id, status, count(*) FROM new_rows
+        INSERT INTO campaign_counts AS cc (company_id, campaign_id, status, stripe, n)
+        SELECT company_id, campaign_id, status, v_stripe, count(*) FROM new_rows
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (company_id, campaign_id, status) DO UPDATE SET n = cc.n + excluded.n;
+        ON CONFLICT (company_id, campaign_id, status, stripe) DO UPDATE SET n = cc.n + excluded.n;
     ELSIF TG_OP = 'DELETE' THEN
+        -- an update, not an insert: when the campaign itself is being deleted its counts
+        -- are already gone and nothing must be re-created for it
         UPDATE campaign_counts cc SET n = cc.n - d.k
           FROM (SELECT company_id, campaign_id, status, count(*) AS k FROM old_rows GROUP BY 1, 2, 3) d
-         WHERE cc.company_id = d.company_id AND cc.campaign_id = d.campaign_id AND cc.status = d.status;
+         WHERE cc.company_id = d.company_id AND cc.campaign_id = d.campaign_id AND cc.status = d.status
+           AND cc.stripe = (SELECT c2.stripe FROM campaign_counts c2
+                             WHERE c2.company_id = d.company_id AND c2.campaign_id = d.campaign_id
+                               AND c2.status = d.status ORDER BY c2.n DESC LIMIT 1);
     ELSE
-        INSERT INTO campaign_counts AS cc (company_id, campaign_id, status, n)
-        SELECT company_id, campaign_id, status, sum(k) FROM (
+        INSERT INTO campaign_counts AS cc (company_id, campaign_id, status, stripe, n)
+        SELECT company_id, campaign_id, status, v_stripe, sum(k) FROM (
             SELECT company_id, campaign_id, status, count(*) AS k FROM new_rows GROUP BY 1, 2, 3
             UNION ALL
             SELECT company_id, campaign_id, status, -count(*) FROM old_rows GROUP BY 1, 2, 3) d
          GROUP BY 1, 2, 3 HAVING sum(k) <> 0 ORDER BY 1, 2, 3
-        ON CONFLICT (company_id, campaign_id, status) DO UPDATE SET n = cc.n + excluded.n;
+        ON CONFLICT (company_id, campaign_id, status, stripe) DO UPDATE SET n = cc.n + excluded.n;
     END IF;
     RETURN NULL;
 END $$;
@@ -221,7 +232,7 @@ END $$;
 CREATE FUNCTION campaign_settle(p_company bigint, p_campaign bigint) RETURNS void LANGUAGE sql AS $$
     UPDATE campaigns SET status = 'completed', completed_at = now(), updated_at = now()
      WHERE company_id = p_company AND id = p_campaign AND status = 'running' AND NOT expanding
-       AND coalesce((SELECT n FROM campaign_counts WHERE company_id = p_company AND campaign_id = p_campaign
+       AND coalesce((SELECT sum(n) FROM campaign_counts WHERE company_id = p_company AND campaign_id = p_campaign
                       AND status = 'pending'), 0) = 0
 $$;
 

@@ -150,7 +150,7 @@ static struct {
     h2o_linklist_t statuses_due, delayed, retries;
     size_t npending;
     loop_timer_t flush, reply, retry;
-} fake = {.statuses = 7, .status_delay_ms = 50};
+} fake = {.statuses = 7, .status_delay_ms = 1000}; /* Meta's sent comes about a second after the send */
 
 static uint64_t fake_now_ms(void)
 {

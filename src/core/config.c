@@ -140,7 +140,7 @@ int config_load(void)
         .queue_backoff_ms = 2000,
         .queue_lease_ms = 30000,
         .queue_retention_s = 86400,
-        .send_concurrency = 2,
+        .send_concurrency = 4,
         .send_attempts = 6,
         .meta_graph_url = config_string("META_GRAPH_URL", "https://graph.facebook.com"),
         .meta_graph_version = config_string("META_GRAPH_VERSION", "v21.0"),
