@@ -101,6 +101,8 @@ stop:
 		pid=$$(cat $(DATA_DIR)/conversa.pid); kill $$pid 2>/dev/null || true; \
 		for i in $$(seq 1 150); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
 		rm -f $(DATA_DIR)/conversa.pid; echo "conversa: stopped"; fi
+	@if [ -f $(DATA_DIR)/fake-meta.pid ]; then kill $$(cat $(DATA_DIR)/fake-meta.pid) 2>/dev/null || true; \
+		rm -f $(DATA_DIR)/fake-meta.pid; echo "fake-meta: stopped"; fi
 	@scripts/stack.sh stop $(DATA_DIR) || true
 
 bench: all $(BUILD)/bench/webhook-gen

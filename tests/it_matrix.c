@@ -52,6 +52,9 @@ static void mx_teardown(void)
     hs_sql(NULL, 0,
            "DELETE FROM jobs WHERE last_error = 'matrix' AND company_id = (SELECT id FROM companies"
            " WHERE slug = 'demo')");
+    hs_sql(
+        NULL, 0,
+        "DELETE FROM campaigns WHERE name = 'matrix' AND company_id = (SELECT id FROM companies WHERE slug = 'demo')");
 }
 
 TestSuite(matrix, .init = mx_setup, .fini = mx_teardown, .timeout = 120);
@@ -64,6 +67,12 @@ typedef struct mx_case {
     const char *body;
     long want; /* expected status; 0: any 2xx/4xx that leaks nothing */
 } mx_case_t;
+
+/* a draft campaign of the demo company's, made for a case (removed at teardown) */
+#define MX_DEMO_CAMPAIGN                                                                                               \
+    "WITH c AS (INSERT INTO campaigns (company_id, connection_id, name, template_name, template_language, audience)"   \
+    " SELECT k.id, n.id, 'matrix', 'matrix', 'en', '{\"all\": true}' FROM companies k JOIN connections n"              \
+    " ON n.company_id = k.id WHERE k.slug = 'demo' ORDER BY n.id LIMIT 1 RETURNING id) SELECT id FROM c"
 
 static const mx_case_t cases[] = {
     {"GET", "/api/health", NULL, "/api/health", NULL, 200},
@@ -126,6 +135,17 @@ static const mx_case_t cases[] = {
      "SELECT min(id) FROM notifications WHERE company_id = (SELECT id FROM "
      "companies WHERE slug = 'demo')",
      NULL, NULL, 404},
+    {"GET", "/api/v1/campaigns", NULL, "/api/v1/campaigns?limit=100", NULL, 200},
+    /* the demo company's connection: refused as unknown */
+    {"POST", "/api/v1/campaigns", NULL, "/api/v1/campaigns",
+     "{\"name\":\"Mx\",\"connection_id\":1,\"template\":{\"name\":\"mx\",\"language\":\"en\"},"
+     "\"audience\":{\"all\":true}}",
+     404},
+    {"GET", "/api/v1/campaigns/:id", MX_DEMO_CAMPAIGN, NULL, NULL, 404},
+    {"POST", "/api/v1/campaigns/trigger", NULL, "/api/v1/campaigns/trigger", "{\"campaign_id\":1}", 404},
+    {"POST", "/api/v1/campaigns/:id/pause", MX_DEMO_CAMPAIGN, NULL, NULL, 404},
+    {"POST", "/api/v1/campaigns/:id/resume", MX_DEMO_CAMPAIGN, NULL, NULL, 404},
+    {"POST", "/api/v1/campaigns/:id/cancel", MX_DEMO_CAMPAIGN, NULL, NULL, 404},
     {"GET", "/api/v1/queues", NULL, "/api/v1/queues", NULL, 200},
     {"GET", "/api/v1/queues/:name/failed", NULL, "/api/v1/queues/webhooks/failed", NULL, 200},
     {"POST", "/api/v1/queues/:name/failed/retry_all", NULL, "/api/v1/queues/webhooks/failed/retry_all", NULL, 200},
@@ -152,7 +172,9 @@ static void demo_fingerprint(char *out, size_t cap)
                " (SELECT string_agg(id || coalesce(name, '') || phone_number, ',' ORDER BY id) FROM contacts"
                " WHERE company_id = k.id),"
                " (SELECT string_agg(id || is_read::text, ',' ORDER BY id) FROM notifications WHERE company_id = k.id),"
-               " (SELECT string_agg(id || name || slug, ',' ORDER BY id) FROM connections WHERE company_id = k.id)"
+               " (SELECT string_agg(id || name || slug, ',' ORDER BY id) FROM connections WHERE company_id = k.id),"
+               " (SELECT string_agg(id || status, ',' ORDER BY id) FROM campaigns WHERE company_id = k.id"
+               " AND name <> 'matrix')"
                " FROM companies k WHERE k.slug = 'demo'"),
         0, "%s", out);
 }
