@@ -12,7 +12,8 @@
 #      API_CONNECTIONS connections for API_DURATION, no campaign: p50/p95/p99.
 #   2. the campaign is triggered; 5 s in, the same API load for API_DURATION while it
 #      sends. conversa's CPU (utime + stime, % of one core) and resident memory
-#      (sampled each second) are measured from the trigger to the last send.
+#      (sampled each second), and the CPU of PostgreSQL, Redis and the stand-in, are
+#      measured from the trigger to the campaign's completion.
 #   3. once it completes: the achieved rate as the stand-in saw it (requests / time
 #      from first to last), the requests in each whole second (median, lowest, highest,
 #      leaving out the first and last), recipients accounted for (progress), and the
@@ -98,9 +99,20 @@ cid=$(api -X POST "http://127.0.0.1:$port/api/v1/campaigns" \
   -d "{\"name\":\"Bench\",\"connection_id\":$conn,\"template\":{\"name\":\"black_friday\",\"language\":\"pt_BR\",
        \"parameters\":[\"30%\"]},\"audience\":{\"all\":true}}" | jq -r .data.id)
 ticks=$(getconf CLK_TCK)
-cpu() { awk '{ print $14 + $15 }' "/proc/$conv_pid/stat"; }
+# CPU ticks (utime + stime) of a process; of PostgreSQL: the postmaster and its children
+cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu() { cpu_of "$conv_pid"; }
+pg_cpu() {
+  local pm
+  pm=$(head -n 1 "$BENCH_DIR/stack/pg/postmaster.pid")
+  awk -v pm="$pm" '{ if ($1 == pm || $4 == pm) t += $14 + $15 } END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null
+}
+redis_pid=$(cat "$BENCH_DIR/stack/redis.pid" 2>/dev/null || echo "")
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$conv_pid/status"; }
 cpu0=$(cpu)
+pg0=$(pg_cpu)
+fake0=$(cpu_of "$fake_pid")
+redis0=$([[ -n "$redis_pid" ]] && cpu_of "$redis_pid" || echo 0)
 t0=$(date +%s.%N)
 api -X POST "http://127.0.0.1:$port/api/v1/campaigns/trigger" -d "{\"campaign_id\":$cid}" >/dev/null
 note "campaign $cid triggered: $RECIPIENTS recipients at $RATE/s"
@@ -118,6 +130,9 @@ while :; do
 done
 t1=$(date +%s.%N)
 cpu1=$(cpu)
+pg1=$(pg_cpu)
+fake1=$(cpu_of "$fake_pid")
+redis1=$([[ -n "$redis_pid" ]] && cpu_of "$redis_pid" || echo 0)
 wait "$load_pid" || true
 during=$(cat "$BENCH_TMP/during.txt")
 stats=$(curl -fsS "http://127.0.0.1:$fake_port/_fake/stats?per_second=1")
@@ -140,8 +155,13 @@ read -r sec_median sec_min sec_max <<<"$(jq -r '.per_second | .[1:-1] | sort | "
 accounted=$(jq '[.data.progress[]] | add' <<<"$state")
 final_read=$(jq .data.progress.read <<<"$state")
 failed=$(jq .data.progress.failed <<<"$state")
-cpu_pct=$(awk -v c0="$cpu0" -v c1="$cpu1" -v hz="$ticks" -v t0="$t0" -v t1="$t1" \
-  'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }')
+pct() { awk -v c0="$1" -v c1="$2" -v hz="$ticks" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", 100 * (c1 - c0) / hz / (t1 - t0) }'; }
+cpu_pct=$(pct "$cpu0" "$cpu1")
+pg_pct=$(pct "$pg0" "$pg1")
+fake_pct=$(pct "$fake0" "$fake1")
+redis_pct=$(pct "$redis0" "$redis1")
+per_second=$(jq -c .per_second <<<"$stats")
+slow=$(jq -r --argjson r "$RATE" '.per_second | to_entries | .[1:-1] | map(select(.value < 0.95 * $r)) | map("\(.key)s:\(.value)") | join(" ")' <<<"$stats")
 send_s=$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", t1 - t0 }')
 statuses_s=$(awk -v t0="$t0" -v t2="$t2" 'BEGIN { printf "%.1f", t2 - t0 }')
 rss_mb=$(awk -v k="$rss_max" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -151,7 +171,9 @@ printf '  achieved rate          %s msg/s (%s %% from the limit); per second: me
   "$achieved" "$deviation" "$sec_median" "$sec_min" "$sec_max"
 printf '  requests / accepted    %s / %s; distinct recipients %s; duplicates %s\n' "$requests" "$accepted" "$recips" "$dups"
 printf '  accounted recipients   %s (failed %s); all read after %s s\n' "$accounted" "$failed" "$statuses_s"
-printf '  trigger to last send   %s s; conversa CPU %s %% of one core; peak RSS %s MiB\n' "$send_s" "$cpu_pct" "$rss_mb"
+printf '  trigger to completed   %s s; conversa CPU %s %% of one core, peak RSS %s MiB\n' "$send_s" "$cpu_pct" "$rss_mb"
+printf '  meanwhile              PostgreSQL %s %%, Redis %s %%, the stand-in %s %% of one core\n' "$pg_pct" "$redis_pct" "$fake_pct"
+printf '  seconds under 95 %%     %s\n' "${slow:-none}"
 printf '  %-30s %9s %8s %8s %8s %7s\n' "API /conversations/status" "req/s" "p50 ms" "p95 ms" "p99 ms" errors
 for run in baseline during; do
   line=$base; [[ $run == during ]] && line=$during
@@ -169,6 +191,7 @@ cat >"$RESULTS_DIR/campaign-$stamp.json" <<EOT
  "per_second":{"median":$sec_median,"lowest":$sec_min,"highest":$sec_max},"requests":$requests,"accepted":$accepted,
  "distinct_recipients":$recips,"duplicates":$dups,"accounted":$accounted,"failed":$failed,"read":$final_read,
  "send_seconds":$send_s,"all_read_seconds":$statuses_s,"cpu_pct_one_core":$cpu_pct,"peak_rss_mib":$rss_mb,
+ "postgres_cpu_pct":$pg_pct,"redis_cpu_pct":$redis_pct,"fake_meta_cpu_pct":$fake_pct,"requests_per_second":$per_second,
  "api_rate":$API_RATE,"api_connections":$API_CONNECTIONS,"api_baseline":$(api_json "$base"),"api_during":$(api_json "$during")}
 EOT
 cp "$RESULTS_DIR/campaign-$stamp.json" "$RESULTS_DIR/campaign-latest.json"

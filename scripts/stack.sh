@@ -210,8 +210,9 @@ pg_start() {
     if port_in_use "$port"; then
       die "port $port is taken by another process; free it or remove $DIR/env and start with --pg-port 0"
     fi
+    # autovacuum every 5 s: the jobs table is a queue, all churn (see docs/architecture.md)
     if ! as_pg "$PGBIN/pg_ctl" start -w -t "$PG_WAIT_SECS" -D "$DIR/pg" -l "$DIR/pg.log" \
-      -o "-p $port -c listen_addresses=127.0.0.1 -k '$DIR/pg-sock' -c max_connections=200 -c shared_buffers=128MB -c fsync=on -c shared_preload_libraries=pg_stat_statements" \
+      -o "-p $port -c listen_addresses=127.0.0.1 -k '$DIR/pg-sock' -c max_connections=200 -c shared_buffers=128MB -c fsync=on -c autovacuum_naptime=5s -c shared_preload_libraries=pg_stat_statements" \
       >/dev/null; then
       show_log "$DIR/pg.log"
       die "PostgreSQL did not start within ${PG_WAIT_SECS}s (log: $DIR/pg.log)"

@@ -621,8 +621,9 @@ Test(connections, hashed_key_warns_once_however_busy)
         cr_assert_eq(r.status, 201, "%s", r.body);
         hs_response_free(&r);
     }
-    cr_assert_eq(hs_server_stop(&s), 0);
+    int st = hs_server_stop(&s);
     char *log = hs_server_log(&s);
+    cr_assert_eq(st, 0, "exit status %d; log:\n%s", st, log);
     int n = 0;
     for (const char *p = log; (p = strstr(p, "ENCRYPTION_KEY was hashed to 32 bytes")) != NULL; ++p)
         ++n;

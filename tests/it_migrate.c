@@ -67,7 +67,7 @@ Test(migrate, up_status_down_up)
     cr_assert_str_eq(v, "0", "tables left after down: %s", v);
     cr_assert_eq(conversa(out, sizeof(out), "migrate up"), 0, "%s", out);
     psql_value("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", v, sizeof(v));
-    cr_assert_eq(atoi(v), 15, "tables: %s", v);
+    cr_assert_eq(atoi(v), 16, "tables: %s", v);
 }
 
 Test(migrate, concurrent_runs_take_turns)

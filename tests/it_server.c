@@ -342,7 +342,7 @@ Test(server, metrics_pass_promtool_and_statements_stay_prepared)
     hs_server_t s;
     /* The request path's statements: the queue worker's are first used at their own
      * pace (pruning once a minute) and would be prepared during the count below. */
-    static const char *const env[] = {"QUEUE_CONCURRENCY=0", NULL};
+    static const char *const env[] = {"QUEUE_CONCURRENCY=0", "SEND_CONCURRENCY=0", NULL};
     hs_server_start(&s, env);
     cr_assert(poll_until(s.port, "/api/health", 200, "\"status\":\"ok\"", 10000) >= 0);
     for (int i = 0; i != 50; ++i) {

@@ -55,6 +55,7 @@ struct queue_worker {
     unsigned ticks;
     int housekeeping; /* a recovery, stats or prune statement is in flight */
     int due_asked;    /* a next-due query is in flight */
+    int kick_pending; /* work was announced while a claim was in flight */
     PGconn *listen;   /* LISTEN conversa_jobs */
     h2o_socket_t *listen_sock;
     char lease_ms[16], backoff_ms[16], retention_s[16], batch[16];
@@ -188,8 +189,12 @@ static void slot_on_claim(void *data, const pg_reply_t *reply)
         return; /* the next tick tries again */
     }
     PGresult *res = reply->res;
+    int wake_next = w->kick_pending || (unsigned)PQntuples(res) >= w->def.batch;
+    w->kick_pending = 0;
     if (PQntuples(res) == 0) {
         worker_ask_due(w);
+        if (wake_next)
+            worker_kick(w);
         return;
     }
     s->njobs = 0;
@@ -203,6 +208,8 @@ static void slot_on_claim(void *data, const pg_reply_t *reply)
     s->started_ns = util_now_ns();
     log_debug("queue", "%s: %zu jobs from %" PRId64 " (attempt %d/%d) on slot %u", w->def.name, s->njobs, s->jobs[0].id,
               s->jobs[0].attempt, s->jobs[0].max_attempts, s->index);
+    if (wake_next)
+        worker_kick(w); /* there may be more: the next slot looks */
     w->def.run(s, s->jobs, s->njobs);
 }
 
@@ -361,10 +368,25 @@ const char *queue_slot_owner(queue_slot_t *s)
     return s->owner;
 }
 
+/*
+ * Wakes the queue: one idle slot claims. A claim that fills its batch, or that was in
+ * flight when more work was announced, wakes the next slot (slot_on_claim), so slots
+ * start as the work needs them; waking every slot at each notification cost a claim
+ * statement per slot that mostly found nothing, and a claim is not cheap on a busy
+ * queue table.
+ */
 static void worker_kick(queue_worker_t *w)
 {
     for (unsigned i = 0; i < w->concurrency; ++i)
-        slot_claim(&w->slots[i]);
+        if (w->slots[i].state == SLOT_CLAIMING) {
+            w->kick_pending = 1;
+            return;
+        }
+    for (unsigned i = 0; i < w->concurrency; ++i)
+        if (w->slots[i].state == SLOT_IDLE) {
+            slot_claim(&w->slots[i]);
+            return;
+        }
 }
 
 /* ---- LISTEN ---- */

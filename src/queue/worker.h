@@ -22,7 +22,8 @@
  *
  * Idle slots wake on NOTIFY conversa_jobs (sent when jobs are inserted, migration
  * 0006), when the earliest scheduled retry is due, and once a second whatever happens
- * (a missed notification costs at most that). The same thread takes back expired
+ * (a missed notification costs at most that): one slot claims, and a claim that fills
+ * its batch wakes the next, so only as many slots claim as there is work for. The same thread takes back expired
  * leases, samples queue gauges for /api/metrics and prunes completed jobs older than
  * QUEUE_RETENTION_SECONDS.
  */
