@@ -133,7 +133,7 @@ END $$;
 -- next p_chunk contacts of the audience (in id order, after the last one expanded)
 -- become recipients and jobs, set-based; statement timeouts bound a step, not the
 -- audience. Returns true when the expansion is over (the job is then completed here),
--- false when more remain (the caller queues the job again). Audience: {"all": true},
+-- false when more remain (the job is then queued again, at the front). Audience: {"all": true},
 -- {"contact_ids": [...]}, or {"phone_prefix": "...", "labels": [...]} (either or
 -- both), validated by the API. Jobs made while the campaign is paused are parked.
 CREATE FUNCTION campaign_expand(p_company bigint, p_campaign bigint, p_job bigint, p_worker text, p_chunk int,
@@ -179,6 +179,12 @@ BEGIN
             ANALYZE jobs;
         END IF;
         IF n_seen = p_chunk THEN
+            -- more to come: back to the front of the queue (its first run_at), so the
+            -- audience is expanded while the first recipients are sent, not only once
+            -- the queue runs dry
+            UPDATE jobs SET status = 'queued', run_at = created_at, attempts = attempts - 1, locked_by = NULL,
+                   locked_until = NULL, updated_at = now()
+             WHERE company_id = p_company AND id = p_job AND status = 'running' AND locked_by = p_worker;
             RETURN false;
         END IF;
         PERFORM campaign_settle(p_company, p_campaign);
@@ -229,12 +235,25 @@ BEGIN
 END $$;
 
 -- A running campaign, fully expanded, with no recipient left pending is completed.
-CREATE FUNCTION campaign_settle(p_company bigint, p_campaign bigint) RETURNS void LANGUAGE sql AS $$
+-- Every record calls this, so it reads without locking first: an expansion step holds
+-- the campaign's row for a while, and waiting on it stalled every send behind it. Near
+-- the end (few pending, audience complete) it takes the row, then counts again in a
+-- new statement: two records finishing at once each see the other's changes only
+-- after it committed, and the lock orders them so that the second one sees both.
+CREATE FUNCTION campaign_settle(p_company bigint, p_campaign bigint) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM campaigns WHERE company_id = p_company AND id = p_campaign
+                      AND status = 'running' AND NOT expanding)
+       OR (SELECT coalesce(sum(n), 0) FROM campaign_counts WHERE company_id = p_company AND campaign_id = p_campaign
+              AND status = 'pending') > 1000 THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM campaigns WHERE company_id = p_company AND id = p_campaign FOR UPDATE;
     UPDATE campaigns SET status = 'completed', completed_at = now(), updated_at = now()
      WHERE company_id = p_company AND id = p_campaign AND status = 'running' AND NOT expanding
-       AND coalesce((SELECT sum(n) FROM campaign_counts WHERE company_id = p_company AND campaign_id = p_campaign
-                      AND status = 'pending'), 0) = 0
-$$;
+       AND (SELECT coalesce(sum(n), 0) FROM campaign_counts WHERE company_id = p_company
+               AND campaign_id = p_campaign AND status = 'pending') = 0;
+END $$;
 
 -- What a batch of sending jobs is to do, one row per job held by p_worker, in order:
 -- action 'send' (with everything the request needs), 'skip' (already sent: nothing to

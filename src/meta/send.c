@@ -472,9 +472,7 @@ static void send_on_expanded(void *data, const pg_reply_t *reply)
     b->busy--;
     if (reply->error != NULL)
         queue_slot_fail(b->slot, i, reply->error);
-    else if (PQgetvalue(reply->res, 0, 0)[0] != 't')
-        queue_slot_retry(b->slot, i, 0, "expanding the campaign's audience"); /* the next step */
-    send_done(&b->items[i], NULL); /* a finished expansion completed its job itself */
+    send_done(&b->items[i], NULL); /* campaign_expand completed its job, or queued it again for the next step */
     send_step(b);
 }
 
