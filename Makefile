@@ -111,6 +111,7 @@ bench: all $(BUILD)/bench/webhook-gen
 	CONVERSA_BIN=$(BIN) bench/api.sh
 	CONVERSA_BIN=$(BIN) bench/dashboard.sh
 	CONVERSA_BIN=$(BIN) WEBHOOK_GEN=$(BUILD)/bench/webhook-gen bench/webhooks.sh
+	CONVERSA_BIN=$(BIN) bench/campaign.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*.h tests/*.c tests/*.h)

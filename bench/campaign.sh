@@ -54,13 +54,7 @@ phone_id=990000000000002
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 access=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 note "re-creating company $slug with $RECIPIENTS contacts"
-psql_q "DELETE FROM companies WHERE slug = '$slug'" >/dev/null
-psql_q "UPDATE connections SET phone_number_id = NULL WHERE phone_number_id = '$phone_id'" >/dev/null
-company=$(psql_q "INSERT INTO companies (slug, name) VALUES ('$slug', 'Bench campaign') RETURNING id")
-admin=$(psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'admin@$slug.test', 'Admin', 'admin') RETURNING id")
-token=$(new_tokens 1)
-psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
-        VALUES ($company, $admin, sha256(convert_to('$token', 'UTF8')), 'bench-campaign', 'api')" >/dev/null
+bench_company "$slug" "Bench campaign" "$phone_id"
 psql_q "INSERT INTO contacts (company_id, phone_number, wa_id, name)
         SELECT $company, '5541' || lpad(g::text, 9, '0'), '5541' || lpad(g::text, 9, '0'), 'Contact ' || g
         FROM generate_series(1, $RECIPIENTS) g" >/dev/null

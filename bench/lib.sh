@@ -89,6 +89,19 @@ new_tokens() {
     }'
 }
 
+# bench_company SLUG NAME PHONE_ID: re-creates a company of the bench's own (everything
+# it owned goes with it) with an admin, and frees PHONE_ID from any other connection;
+# sets company, admin and token (an API token of the admin's).
+bench_company() {
+  psql_q "DELETE FROM companies WHERE slug = '$1'" >/dev/null
+  psql_q "UPDATE connections SET phone_number_id = NULL WHERE phone_number_id = '$3'" >/dev/null
+  company=$(psql_q "INSERT INTO companies (slug, name) VALUES ('$1', '$2') RETURNING id")
+  admin=$(psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'admin@$1.test', 'Admin', 'admin') RETURNING id")
+  token=$(new_tokens 1)
+  psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
+          VALUES ($company, $admin, sha256(convert_to('$token', 'UTF8')), '$1', 'api')" >/dev/null
+}
+
 # A port nobody answers on, below the kernel's ephemeral range (32768-).
 free_port() {
   local p

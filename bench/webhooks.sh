@@ -52,15 +52,9 @@ slug=bench-webhooks
 phone_id=990000000000001
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 note "re-creating company $slug"
-psql_q "DELETE FROM companies WHERE slug = '$slug'" >/dev/null
-psql_q "UPDATE connections SET phone_number_id = NULL WHERE phone_number_id = '$phone_id'" >/dev/null
-company=$(psql_q "INSERT INTO companies (slug, name) VALUES ('$slug', 'Bench webhooks') RETURNING id")
-admin=$(psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'admin@$slug.test', 'Admin', 'admin') RETURNING id")
+bench_company "$slug" "Bench webhooks" "$phone_id"
 psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'agent1@$slug.test', 'Agent 1', 'agent'),
         ($company, 'agent2@$slug.test', 'Agent 2', 'agent')" >/dev/null
-token=$(new_tokens 1)
-psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
-        VALUES ($company, $admin, sha256(convert_to('$token', 'UTF8')), 'bench-webhooks', 'api')" >/dev/null
 
 note "signing $COUNT webhooks from $CONTACTS contacts"
 data=$BENCH_TMP/webhooks.txt

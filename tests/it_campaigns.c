@@ -183,6 +183,21 @@ static void cp_move(int64_t id, const char *action, long want)
     hs_response_free(&r);
 }
 
+/* Waits until the stand-in accepted at least n messages (deadline ms). */
+static void cp_wait_accepted(long n, int ms)
+{
+    double deadline = hs_now_ms() + ms;
+    for (;;) {
+        json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
+        long got = cp_stat(s, "accepted");
+        json_decref(s);
+        if (got >= n)
+            return;
+        cr_assert(hs_now_ms() < deadline, "only %ld of %ld messages sent in %d ms", got, n, ms);
+        hs_sleep_ms(20);
+    }
+}
+
 /* The stand-in's accepted count once it stopped moving for quiet_ms (deadline ms). */
 static long cp_accepted_settled(int quiet_ms, int ms)
 {
@@ -303,14 +318,7 @@ Test(campaigns, pause_holds_and_resume_finishes)
     cp_contacts("552201", 50, "{}"); /* not in the audience: another label */
     int64_t id = cp_create("pause", "{\"labels\":[\"vip\"]}");
     json_decref(cp_trigger(id));
-    json_t *s = NULL;
-    double deadline = hs_now_ms() + 20000;
-    do {
-        json_decref(s);
-        hs_sleep_ms(50);
-        s = cp_fake_call("GET", "/_fake/stats", NULL);
-    } while (cp_stat(s, "accepted") < 30 && hs_now_ms() < deadline);
-    json_decref(s);
+    cp_wait_accepted(30, 20000);
     cp_move(id, "pause", 200);
     cp_move(id, "pause", 409); /* already paused */
     /* what was in flight finishes; then nothing more goes out */
@@ -325,7 +333,7 @@ Test(campaigns, pause_holds_and_resume_finishes)
     c = cp_wait(id, cp_completed, 30000);
     cr_assert(cp_completed(c), "%s", json_dumps(c, 0));
     json_decref(c);
-    s = cp_fake_call("GET", "/_fake/stats?window_ms=2000", NULL);
+    json_t *s = cp_fake_call("GET", "/_fake/stats?window_ms=2000", NULL);
     cr_assert_eq(cp_stat(s, "accepted"), 300);
     cr_assert_eq(cp_stat(s, "recipients"), 300);
     cr_assert_eq(cp_stat(s, "duplicates"), 0);
@@ -342,14 +350,7 @@ Test(campaigns, cancel_stops_and_marks_the_rest)
     cp_contacts("552210", 100, "{}");
     int64_t id = cp_create("cancel", "{\"phone_prefix\":\"552210\"}");
     json_decref(cp_trigger(id));
-    json_t *s = NULL;
-    double deadline = hs_now_ms() + 20000;
-    do {
-        json_decref(s);
-        hs_sleep_ms(20);
-        s = cp_fake_call("GET", "/_fake/stats", NULL);
-    } while (cp_stat(s, "accepted") < 3 && hs_now_ms() < deadline);
-    json_decref(s);
+    cp_wait_accepted(3, 20000);
     cp_move(id, "cancel", 200);
     long sent = cp_accepted_settled(1500, 20000);
     json_t *c = cp_get(id);
@@ -357,8 +358,17 @@ Test(campaigns, cancel_stops_and_marks_the_rest)
     cr_assert_eq(cp_progress(c, "cancelled"), 100 - sent, "%s", json_dumps(c, 0));
     cr_assert_eq(cp_progress(c, "pending"), 0);
     json_decref(c);
+    /* jobs that were in flight come back, see the campaign cancelled and end */
+    double deadline = hs_now_ms() + 15000;
+    while (cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status IN ('queued', 'running')", cp_company) >
+               0 &&
+           hs_now_ms() < deadline)
+        hs_sleep_ms(50);
     cr_assert_eq(
         cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status IN ('queued', 'running')", cp_company), 0);
+    c = cp_get(id);
+    cr_assert_eq(cp_progress(c, "cancelled"), 100 - sent, "%s", json_dumps(c, 0));
+    json_decref(c);
     cp_move(id, "resume", 409);
 }
 
@@ -411,14 +421,7 @@ Test(campaigns, kill_nine_mid_campaign_then_restart_sends_each_once)
     cp_contacts("552500", 1000, "{}");
     int64_t id = cp_create("killed", "{\"phone_prefix\":\"552500\"}");
     json_decref(cp_trigger(id));
-    json_t *s = NULL;
-    double deadline = hs_now_ms() + 20000;
-    do {
-        json_decref(s);
-        hs_sleep_ms(20);
-        s = cp_fake_call("GET", "/_fake/stats", NULL);
-    } while (cp_stat(s, "accepted") < 300 && hs_now_ms() < deadline);
-    json_decref(s);
+    cp_wait_accepted(300, 20000);
     kill(cp_srv.pid, SIGKILL);
     waitpid(cp_srv.pid, NULL, 0);
     cp_srv.pid = 0;
@@ -428,7 +431,7 @@ Test(campaigns, kill_nine_mid_campaign_then_restart_sends_each_once)
     cr_assert(cp_completed(c), "%s", json_dumps(c, 0));
     cr_assert_eq(cp_progress(c, "failed"), 0, "%s", json_dumps(c, 0));
     json_decref(c);
-    s = cp_fake_call("GET", "/_fake/stats", NULL);
+    json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
     cr_assert_eq(cp_stat(s, "recipients"), 1000, "%s", json_dumps(s, 0));
     cr_assert_eq(cp_stat(s, "accepted"), 1000, "%s", json_dumps(s, 0));
     cr_assert_eq(cp_stat(s, "duplicates"), 0, "%s", json_dumps(s, 0));

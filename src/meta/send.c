@@ -203,17 +203,34 @@ static void send_requeue(send_batch_t *b, size_t i, int64_t delay_ms, const char
     send_done(&b->items[i], NULL);
 }
 
-typedef struct send_req {
+/* What a callback about item i of a batch is given (freed by the callback). */
+typedef struct send_ref {
     send_batch_t *batch;
     size_t i;
-} send_req_t;
+} send_ref_t;
+
+static send_ref_t *send_ref(send_batch_t *b, size_t i)
+{
+    send_ref_t *r = util_malloc(sizeof(*r));
+    r->batch = b;
+    r->i = i;
+    return r;
+}
+
+/* Unpacks and frees a send_ref_t; returns the batch and sets *i. */
+static send_batch_t *send_unref(void *data, size_t *i)
+{
+    send_ref_t *r = data;
+    send_batch_t *b = r->batch;
+    *i = r->i;
+    free(r);
+    return b;
+}
 
 static void send_on_result(void *data, const meta_send_result_t *res)
 {
-    send_req_t *rq = data;
-    send_batch_t *b = rq->batch;
-    size_t i = rq->i;
-    free(rq);
+    size_t i;
+    send_batch_t *b = send_unref(data, &i);
     send_item_t *it = &b->items[i];
     metrics_shard_t *m = b->ctx->metrics;
     metrics_observe_rtt(m, METRICS_RTT_GRAPH, util_now_ns() - it->sent_ns);
@@ -268,13 +285,11 @@ static void send_on_result(void *data, const meta_send_result_t *res)
 static void send_item_go(send_batch_t *b, size_t i)
 {
     send_item_t *it = &b->items[i];
-    send_req_t *rq = util_malloc(sizeof(*rq));
-    rq->batch = b;
-    rq->i = i;
     it->state = ITEM_INFLIGHT;
     it->sent_ns = util_now_ns();
     b->busy++;
-    meta_graph_send(b->ctx->http, it->phone_number_id, it->token, it->body, strlen(it->body), send_on_result, rq);
+    meta_graph_send(b->ctx->http, it->phone_number_id, it->token, it->body, strlen(it->body), send_on_result,
+                    send_ref(b, i));
 }
 
 typedef struct pace_call {
@@ -458,17 +473,10 @@ static void send_prepare_item(send_batch_t *b, PGresult *res, int r)
     }
 }
 
-typedef struct expand_call {
-    send_batch_t *batch;
-    size_t i;
-} expand_call_t;
-
 static void send_on_expanded(void *data, const pg_reply_t *reply)
 {
-    expand_call_t *ec = data;
-    send_batch_t *b = ec->batch;
-    size_t i = ec->i;
-    free(ec);
+    size_t i;
+    send_batch_t *b = send_unref(data, &i);
     b->busy--;
     if (reply->error != NULL)
         queue_slot_fail(b->slot, i, reply->error);
@@ -482,9 +490,6 @@ static void send_expand(send_batch_t *b)
     for (size_t i = 0; i < b->n; ++i) {
         if (b->items[i].state != ITEM_EXPANDING)
             continue;
-        expand_call_t *ec = util_malloc(sizeof(*ec));
-        ec->batch = b;
-        ec->i = i;
         b->busy++;
         char company[24], campaign[24], job[24], attempts[16];
         snprintf(company, sizeof(company), "%" PRId64, b->jobs[i].company);
@@ -493,7 +498,7 @@ static void send_expand(send_batch_t *b)
         snprintf(attempts, sizeof(attempts), "%u", config.send_attempts);
         pg_param_t p[] = {PG_TEXT(company), PG_TEXT(campaign), PG_TEXT(job), PG_TEXT(queue_slot_owner(b->slot)),
                           PG_TEXT(attempts)}; /* copied by pg_exec */
-        pg_exec(queue_slot_pg(b->slot), &send_expand_stmt, p, 5, send_on_expanded, ec, NULL);
+        pg_exec(queue_slot_pg(b->slot), &send_expand_stmt, p, 5, send_on_expanded, send_ref(b, i), NULL);
     }
 }
 
