@@ -201,7 +201,8 @@ int meta_split(json_t *root, const char *body, size_t len, meta_part_t **parts)
     if (n == SIZE_MAX)
         return -2;
     if (n + (size_t)has_other > 1) {
-        /* several contacts: the messages by contact, the statuses together */
+        /* several contacts: the messages by contact, the statuses together (a payload
+         * of statuses only stays as it came: one part without a contact) */
         free(contacts);
         n = meta_contacts(root, &contacts, &has_other, 1);
     }

@@ -223,16 +223,26 @@ static void slot_claim(queue_slot_t *s)
     pg_exec(w->pg, &worker_claim_stmt, p, 4, slot_on_claim, s, NULL);
 }
 
+/*
+ * A slot whose batch was full looks for more at once; one whose batch was not had
+ * emptied the queue, and claims again only if work was announced meanwhile (a
+ * notification, or a retry falling due, finds it idle or sets kick_pending).
+ */
 static void slot_idle(queue_slot_t *s)
 {
+    queue_worker_t *w = s->worker;
+    int again = s->njobs >= w->def.batch || w->kick_pending;
     for (size_t i = 0; i < s->njobs; ++i) {
         free(s->errors[i]);
         s->errors[i] = NULL;
     }
     s->njobs = 0;
     s->state = SLOT_IDLE;
-    slot_claim(s);
-    worker_ask_due(s->worker);
+    if (again) {
+        w->kick_pending = 0;
+        slot_claim(s);
+    }
+    worker_ask_due(w);
 }
 
 static void slot_on_failed(void *data, const pg_reply_t *reply)
@@ -387,6 +397,7 @@ static void worker_kick(queue_worker_t *w)
             slot_claim(&w->slots[i]);
             return;
         }
+    w->kick_pending = 1; /* every slot is busy: the first to finish looks */
 }
 
 /* ---- LISTEN ---- */
