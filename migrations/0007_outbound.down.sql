@@ -193,7 +193,7 @@ DROP TRIGGER campaign_recipients_count_update ON campaign_recipients;
 DROP TRIGGER campaign_recipients_count_insert ON campaign_recipients;
 DROP FUNCTION campaign_counts_apply();
 DROP TABLE campaign_counts;
-ALTER TABLE campaigns DROP COLUMN total, DROP COLUMN expanded_to, DROP COLUMN expanding;
+ALTER TABLE campaigns DROP COLUMN total, DROP COLUMN expanded_to, DROP COLUMN expanding, DROP COLUMN scheduled_to;
 UPDATE campaign_recipients SET status = 'failed' WHERE status = 'cancelled';
 ALTER TABLE campaign_recipients DROP CONSTRAINT campaign_recipients_status_check,
     ADD CONSTRAINT campaign_recipients_status_check

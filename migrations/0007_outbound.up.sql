@@ -23,9 +23,10 @@ ALTER TABLE campaign_recipients DROP CONSTRAINT campaign_recipients_status_check
         CHECK (status IN ('pending', 'sent', 'delivered', 'read', 'failed', 'cancelled'));
 
 -- total: recipients so far; expanded_to: the last contact id expanded; expanding: until
--- the whole audience is recipients (a campaign completes only after that).
+-- the whole audience is recipients (a campaign completes only after that);
+-- scheduled_to: when the sends queued so far are due to be done (campaign_expand).
 ALTER TABLE campaigns ADD COLUMN total bigint NOT NULL DEFAULT 0, ADD COLUMN expanded_to bigint,
-    ADD COLUMN expanding boolean NOT NULL DEFAULT false;
+    ADD COLUMN expanding boolean NOT NULL DEFAULT false, ADD COLUMN scheduled_to timestamptz;
 
 -- Progress of each campaign per recipient status, kept by statement-level triggers
 -- (one row change per status per statement, however many recipients it touched).
@@ -132,22 +133,34 @@ END $$;
 -- One step of a campaign's expansion, run by the sending worker holding job p_job: the
 -- next p_chunk contacts of the audience (in id order, after the last one expanded)
 -- become recipients and jobs, set-based; statement timeouts bound a step, not the
--- audience. Returns true when the expansion is over (the job is then completed here),
--- false when more remain (the job is then queued again, at the front). Audience: {"all": true},
--- {"contact_ids": [...]}, or {"phone_prefix": "...", "labels": [...]} (either or
--- both), validated by the API. Jobs made while the campaign is paused are parked.
+-- audience. Audience: {"all": true}, {"contact_ids": [...]}, or {"phone_prefix": "...",
+-- "labels": [...]} (either or both), validated by the API.
+--
+-- Each job is due when its send is: the step's jobs are spread from where the previous
+-- step's schedule ends, at the connection's messages_per_second in blocks of 100 ms
+-- (a block is a claim's worth), so workers claim them as they can be sent, and the
+-- expansion job itself is due again when 80 % of its step's schedule has passed: the next step is ready before the queue runs dry,
+-- and the steps are spread over the campaign instead of all at its start. Returns true
+-- when the expansion is over (the job is then completed here), false when the job was
+-- queued again for the next step. Jobs made while the campaign is paused are parked.
 CREATE FUNCTION campaign_expand(p_company bigint, p_campaign bigint, p_job bigint, p_worker text, p_chunk int,
                                 p_attempts int) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    c      record;
-    n_seen bigint;
-    n_made bigint;
-    v_last bigint;
+    c       record;
+    n_seen  bigint;
+    n_made  bigint;
+    v_last  bigint;
+    v_start timestamptz;
+    v_block int; /* jobs due together, every 100 ms */
 BEGIN
-    SELECT status, connection_id, audience, expanded_to INTO c FROM campaigns
-     WHERE company_id = p_company AND id = p_campaign FOR UPDATE;
+    SELECT cp.status, cp.connection_id, cp.audience, cp.expanded_to, cp.scheduled_to, cn.messages_per_second AS rate
+      INTO c FROM campaigns cp
+      JOIN connections cn ON cn.company_id = cp.company_id AND cn.id = cp.connection_id
+     WHERE cp.company_id = p_company AND cp.id = p_campaign FOR UPDATE OF cp;
     IF FOUND AND c.status IN ('running', 'paused') THEN
+        v_start := greatest(clock_timestamp(), coalesce(c.scheduled_to, clock_timestamp()));
+        v_block := greatest(c.rate / 10, 1);
         WITH picked AS (
             SELECT ct.id, ct.phone_number FROM contacts ct
              WHERE ct.company_id = p_company AND ct.id > coalesce(c.expanded_to, 0)
@@ -165,13 +178,17 @@ BEGIN
             INSERT INTO jobs (company_id, queue, key, payload, meta, max_attempts, run_at)
             SELECT p_company, 'campaigns', c.connection_id || ':' || p.phone_number, ''::bytea,
                    jsonb_build_object('campaign', p_campaign, 'contact', m.contact_id), p_attempts,
-                   CASE WHEN c.status = 'paused' THEN 'infinity'::timestamptz ELSE now() END
+                   CASE WHEN c.status = 'paused' THEN 'infinity'::timestamptz
+                        ELSE v_start + ((row_number() OVER (ORDER BY m.contact_id) - 1) / v_block)
+                                       * interval '100 milliseconds' END
               FROM made m JOIN picked p ON p.id = m.contact_id ORDER BY m.contact_id
             RETURNING 1)
         SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM queued), (SELECT max(id) FROM picked)
           INTO n_seen, n_made, v_last;
         UPDATE campaigns SET total = total + n_made, expanded_to = coalesce(v_last, expanded_to),
-               expanding = n_seen = p_chunk, updated_at = now()
+               expanding = n_seen = p_chunk,
+               scheduled_to = v_start + ((n_made + v_block - 1) / v_block) * interval '100 milliseconds',
+               updated_at = now()
          WHERE company_id = p_company AND id = p_campaign;
         -- the first step of a large audience grows the queue table faster than autovacuum
         -- analyzes it; the claim's plan needs to know (see queue/worker.c)
@@ -179,11 +196,9 @@ BEGIN
             ANALYZE jobs;
         END IF;
         IF n_seen = p_chunk THEN
-            -- more to come: back to the front of the queue (its first run_at), so the
-            -- audience is expanded while the first recipients are sent, not only once
-            -- the queue runs dry
-            UPDATE jobs SET status = 'queued', run_at = created_at, attempts = attempts - 1, locked_by = NULL,
-                   locked_until = NULL, updated_at = now()
+            UPDATE jobs SET status = 'queued',
+                   run_at = v_start + (n_made * 8 / 10 / v_block) * interval '100 milliseconds',
+                   attempts = attempts - 1, locked_by = NULL, locked_until = NULL, updated_at = now()
              WHERE company_id = p_company AND id = p_job AND status = 'running' AND locked_by = p_worker;
             RETURN false;
         END IF;
@@ -216,6 +231,7 @@ BEGIN
         UPDATE jobs SET run_at = now(), updated_at = now()
          WHERE company_id = p_company AND queue = 'campaigns' AND status = 'queued'
            AND (meta ->> 'campaign')::bigint = p_campaign;
+        UPDATE campaigns SET scheduled_to = NULL WHERE company_id = p_company AND id = p_campaign;
         PERFORM pg_notify('conversa_jobs', 'campaigns');
         v_status := 'running';
     ELSIF p_action = 'cancel' AND v_status IN ('draft', 'running', 'paused') THEN
