@@ -62,6 +62,7 @@ typedef struct send_batch {
     unsigned record_tries;
     unsigned bumps;
     int stepping, again; /* send_step() is on the stack / was called again meanwhile */
+    int pacing;          /* a question to the pace is in flight */
     loop_timer_t timer;
 } send_batch_t;
 
@@ -304,6 +305,7 @@ static void send_on_paced(void *data, const int64_t *waits, size_t n)
     send_batch_t *b = pc->batch;
     uint64_t now = send_now_ms();
     b->busy--;
+    b->pacing = 0;
     for (size_t k = 0; k < pc->n; ++k) {
         send_item_t *it = &b->items[pc->idx[k]];
         int64_t w = k < n ? waits[k] : 1000;
@@ -318,9 +320,15 @@ static void send_on_paced(void *data, const int64_t *waits, size_t n)
     send_step(b);
 }
 
-/* Asks the pace for every due waiting item of one connection. Returns whether it asked. */
+/*
+ * Asks the pace for the due waiting items of one connection, as many as its bucket's
+ * burst. Returns whether it asked. One question at a time per batch: the answer says
+ * how long the rest wait.
+ */
 static int send_ask_pace(send_batch_t *b, uint64_t now)
 {
+    if (b->pacing)
+        return 0;
     size_t first = b->n;
     for (size_t i = 0; i < b->n && first == b->n; ++i)
         if (b->items[i].state == ITEM_WAITING && b->items[i].wait_until_ms <= now)
@@ -331,7 +339,10 @@ static int send_ask_pace(send_batch_t *b, uint64_t now)
     pc->batch = b;
     pc->n = 0;
     const char **to = util_calloc(b->n, sizeof(char *));
-    for (size_t i = first; i < b->n; ++i) {
+    /* no more than the bucket's burst can grant: asking for more costs Redis a pair
+     * bucket lookup per send that waits anyway, and holds everyone else's commands */
+    size_t most = b->items[first].rate / 20 > 1 ? b->items[first].rate / 20 : 1;
+    for (size_t i = first; i < b->n && pc->n < most; ++i) {
         send_item_t *it = &b->items[i];
         if (it->state == ITEM_WAITING && it->wait_until_ms <= now && it->conn == b->items[first].conn) {
             it->state = ITEM_ASKING;
@@ -340,6 +351,7 @@ static int send_ask_pace(send_batch_t *b, uint64_t now)
         }
     }
     b->busy++;
+    b->pacing = 1;
     meta_pace_take(b->ctx->pace, b->items[first].conn, b->items[first].rate, to, pc->n, send_on_paced, pc);
     free(to);
     return 1;
