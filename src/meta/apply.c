@@ -1,6 +1,5 @@
 #include "meta/apply.h"
 #include "core/util.h"
-#include "store/pgarray.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -97,19 +96,9 @@ static void apply_on_result(void *data, const pg_reply_t *reply)
 
 static void apply_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
 {
-    pg_array_t companies, ids;
-    pg_array_init(&companies, PG_OID_INT8);
-    pg_array_init(&ids, PG_OID_INT8);
-    for (size_t i = 0; i < n; ++i) {
-        pg_array_add_i64(&companies, jobs[i].company);
-        pg_array_add_i64(&ids, jobs[i].id);
-    }
     apply_call_t *c = util_malloc(sizeof(*c));
     *c = (apply_call_t){s, jobs, n, 1};
-    pg_param_t p[] = {pg_array_param(&companies), pg_array_param(&ids), PG_TEXT(queue_slot_owner(s))};
-    pg_exec(queue_slot_pg(s), &apply_stmt, p, 3, apply_on_result, c, NULL); /* copies the parameters */
-    pg_array_free(&companies);
-    pg_array_free(&ids);
+    queue_slot_exec_batch(s, &apply_stmt, apply_on_result, c);
 }
 
 const queue_def_t meta_webhooks_queue = {META_QUEUE, META_BATCH, apply_run};

@@ -543,17 +543,7 @@ static void send_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
     uint64_t wait = config.queue_lease_ms - config.meta_timeout_ms - 3000;
     b->deadline_ms = send_now_ms() + (wait < SEND_WAIT_CAP_MS ? wait : SEND_WAIT_CAP_MS);
     loop_timer_init(&b->timer, queue_slot_loop(s), send_on_timer);
-    pg_array_t companies, ids;
-    pg_array_init(&companies, PG_OID_INT8);
-    pg_array_init(&ids, PG_OID_INT8);
-    for (size_t i = 0; i < n; ++i) {
-        pg_array_add_i64(&companies, jobs[i].company);
-        pg_array_add_i64(&ids, jobs[i].id);
-    }
-    pg_param_t p[] = {pg_array_param(&companies), pg_array_param(&ids), PG_TEXT(queue_slot_owner(s))};
-    pg_exec(queue_slot_pg(s), &send_prepare_stmt, p, 3, send_on_prepared, b, NULL);
-    pg_array_free(&companies);
-    pg_array_free(&ids);
+    queue_slot_exec_batch(s, &send_prepare_stmt, send_on_prepared, b);
 }
 
 /* ---- the worker thread's state ---- */

@@ -343,6 +343,21 @@ void queue_slot_done(queue_slot_t *s)
     slot_record_failures(s);
 }
 
+void queue_slot_exec_batch(queue_slot_t *s, pg_stmt_t *stmt, pg_cb cb, void *data)
+{
+    pg_array_t companies, ids;
+    pg_array_init(&companies, PG_OID_INT8);
+    pg_array_init(&ids, PG_OID_INT8);
+    for (size_t i = 0; i < s->njobs; ++i) {
+        pg_array_add_i64(&companies, s->jobs[i].company);
+        pg_array_add_i64(&ids, s->jobs[i].id);
+    }
+    pg_param_t p[] = {pg_array_param(&companies), pg_array_param(&ids), PG_TEXT(s->owner)};
+    pg_exec(s->worker->pg, stmt, p, 3, cb, data, NULL); /* copies the parameters */
+    pg_array_free(&companies);
+    pg_array_free(&ids);
+}
+
 h2o_loop_t *queue_slot_loop(queue_slot_t *s)
 {
     return s->worker->loop;

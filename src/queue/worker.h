@@ -85,6 +85,12 @@ cache_thread_t *queue_slot_cache(queue_slot_t *s);
 /** The value of jobs.locked_by while this slot holds its job. */
 const char *queue_slot_owner(queue_slot_t *s);
 
+/**
+ * Runs stmt on the slot's pool with the batch as parameters: $1 the jobs' companies
+ * and $2 their ids (bigint arrays, in the batch's order) and $3 queue_slot_owner().
+ */
+void queue_slot_exec_batch(queue_slot_t *s, pg_stmt_t *stmt, pg_cb cb, void *data);
+
 /** The worker thread's event loop. */
 h2o_loop_t *queue_slot_loop(queue_slot_t *s);
 
