@@ -440,16 +440,21 @@ Test(campaigns, kill_nine_mid_campaign_then_restart_sends_each_once)
 
 /* ---- agents' replies ---- */
 
-/* A conversation with contact phone through the suite's connection; returns its id. */
-static long cp_conversation(const char *phone)
+/* A conversation with contact phone, through connection (SQL: the suite's or NULL); returns its id. */
+static long cp_conversation_via(const char *phone, const char *connection)
 {
     char sql[512], out[64];
     snprintf(sql, sizeof(sql),
              "WITH k AS (INSERT INTO contacts (company_id, phone_number, wa_id) VALUES (%s, '%s', '%s') RETURNING id)"
              " INSERT INTO conversations (company_id, contact_id, connection_id) SELECT %s, id, %s FROM k RETURNING id",
-             cp_company, phone, phone, cp_company, cp_conn);
+             cp_company, phone, phone, cp_company, connection);
     cp_sqlf(out, sizeof(out), sql);
     return atol(out);
+}
+
+static long cp_conversation(const char *phone)
+{
+    return cp_conversation_via(phone, cp_conn);
 }
 
 /* Posts a reply and waits until its status is one of `want` ("|"-separated); returns "status|code|title|wamid". */
@@ -543,14 +548,8 @@ Test(campaigns, reply_retried_after_a_server_error)
 
 Test(campaigns, reply_to_a_conversation_without_connection_is_409)
 {
-    char sql[512], out[64];
-    snprintf(sql, sizeof(sql),
-             "WITH k AS (INSERT INTO contacts (company_id, phone_number) VALUES (%s, '5521990000004') RETURNING id)"
-             " INSERT INTO conversations (company_id, contact_id) SELECT %s, id FROM k RETURNING id",
-             cp_company, cp_company);
-    cp_sqlf(out, sizeof(out), sql);
     char path[96];
-    snprintf(path, sizeof(path), "/api/v1/conversations/%s/messages", out);
+    snprintf(path, sizeof(path), "/api/v1/conversations/%ld/messages", cp_conversation_via("5521990000004", "NULL"));
     hs_response_t r = hs_call(cp_srv.port, "POST", path, cp_admin, "{\"text\":\"x\"}");
     cr_assert_eq(r.status, 409, "%s", r.body);
     cr_assert(strstr(r.body, "no_connection") != NULL, "%s", r.body);

@@ -89,12 +89,7 @@ static int webhook_open(PGresult *res, int col, const char *context, char *out, 
 {
     if (PQgetisnull(res, 0, col))
         return -1;
-    size_t n = 0;
-    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, col), &n);
-    if (raw == NULL)
-        return -1;
-    int rc = secrets_decrypt(context, raw, n, out, cap, len, NULL);
-    PQfreemem(raw);
+    int rc = secrets_decrypt_pg(context, PQgetvalue(res, 0, col), out, cap, len);
     if (rc != 0)
         log_warn("webhooks", "a %s does not open with the configured keys", context);
     return rc;

@@ -159,6 +159,19 @@ static int secrets_open(secrets_key_t which, const unsigned char *in, size_t len
                                                       secrets_keys.key[which]);
 }
 
+int secrets_decrypt_pg(const char *context, const char *pg_hex, char *out, size_t cap, size_t *out_len)
+{
+    unsigned char raw[SECRETS_OVERHEAD + SECRETS_PLAIN_MAX];
+    size_t n = 0;
+    if (pg_hex == NULL || strncmp(pg_hex, "\\x", 2) != 0 ||
+        sodium_hex2bin(raw, sizeof(raw), pg_hex + 2, strlen(pg_hex + 2), NULL, &n, NULL) != 0) {
+        if (out != NULL && cap > 0)
+            sodium_memzero(out, cap);
+        return -1;
+    }
+    return secrets_decrypt(context, raw, n, out, cap, out_len, NULL);
+}
+
 int secrets_decrypt(const char *context, const unsigned char *in, size_t len, char *out, size_t cap, size_t *out_len,
                     secrets_key_t *which)
 {

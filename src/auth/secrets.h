@@ -102,6 +102,12 @@ int secrets_decrypt(const char *context, const unsigned char *in, size_t len, ch
                     secrets_key_t *which);
 
 /**
+ * secrets_decrypt() of a value as PostgreSQL sends a bytea in text form ("\x" and hex),
+ * straight from a result. Returns 0, or -1 when it is malformed or does not open.
+ */
+int secrets_decrypt_pg(const char *context, const char *pg_hex, char *out, size_t cap, size_t *out_len);
+
+/**
  * The key id a stored value names, as 8 hex characters. Returns 0, or -1 when the
  * value is too short or of an unknown version.
  */

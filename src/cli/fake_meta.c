@@ -686,7 +686,8 @@ static void fake_config(http_request_t *r)
     fake_reply_json(r, 200, fake_config_json());
 }
 
-static void fake_reset(http_request_t *r)
+/* Forgets what happened: requests, counts, windows and statuses not sent yet. */
+static void fake_forget(void)
 {
     fake.ntimes = 0;
     fake.accepted = fake.webhooks_sent = fake.webhooks_failed = 0;
@@ -700,6 +701,11 @@ static void fake_reset(http_request_t *r)
         fake_status_free(s);
     }
     fake.npending = 0;
+}
+
+static void fake_reset(http_request_t *r)
+{
+    fake_forget();
     fake_reply_json(r, 200, json_pack("{s:b}", "reset", 1));
 }
 
@@ -856,15 +862,7 @@ int cli_fake_meta(int argc, char **argv)
              fake.webhook_url != NULL ? fake.webhook_url : "(none)");
     static const http_server_hooks_t hooks = {fake_thread_start, fake_thread_stop, NULL};
     int rc = http_server_run(fake_routes, UTIL_ARRAY_SIZE(fake_routes), &hooks);
-    while (!h2o_linklist_is_empty(&fake.statuses_due)) {
-        fake_status_t *s = H2O_STRUCT_FROM_MEMBER(fake_status_t, link, fake.statuses_due.next);
-        h2o_linklist_unlink(&s->link);
-        fake_status_free(s);
-    }
-    fake_map_clear(&fake.codes);
-    fake_map_clear(&fake.callbacks);
-    fake_map_clear(&fake.recipients);
-    fake_map_clear(&fake.windows);
+    fake_forget();
     free(fake.times_ms);
     fake_set(&fake.webhook_url, NULL);
     fake_set(&fake.app_secret, NULL);

@@ -68,6 +68,17 @@ static const char *config_string(const char *name, const char *dflt)
     return v != NULL && *v != '\0' ? v : dflt;
 }
 
+/* QUEUE_LEASE_MS must be at least min (named `what`); 0, or -1 after saying why. */
+static int config_lease_at_least(unsigned long long min, const char *what, const char *when)
+{
+    if ((unsigned long long)config.queue_lease_ms >= min)
+        return 0;
+    char v[32], why[160];
+    snprintf(v, sizeof(v), "%u", config.queue_lease_ms);
+    snprintf(why, sizeof(why), "must be at least %s (%llu)%s", what, min, when);
+    return config_bad("QUEUE_LEASE_MS", v, why);
+}
+
 int config_parse_redis_url(const char *url, config_redis_addr_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -195,23 +206,15 @@ int config_load(void)
     config.max_body_bytes = (size_t)body;
     /* A batch of jobs may run as long as a statement may; a lease shorter than that
      * would hand a job still running to another worker. */
-    if ((unsigned long long)config.queue_lease_ms < (unsigned long long)config.statement_timeout_ms + 1000) {
-        char v[32], why[128];
-        snprintf(v, sizeof(v), "%u", config.queue_lease_ms);
-        snprintf(why, sizeof(why), "must be at least STATEMENT_TIMEOUT_MS + 1000 (%u)",
-                 config.statement_timeout_ms + 1000);
-        return config_bad("QUEUE_LEASE_MS", v, why);
-    }
+    if (config_lease_at_least((unsigned long long)config.statement_timeout_ms + 1000, "STATEMENT_TIMEOUT_MS + 1000",
+                              "") != 0)
+        return -1;
 
     /* a send holds its job while it waits for the rate limit (at most 2 s) and for Meta */
     if (config.send_concurrency > 0 &&
-        (unsigned long long)config.queue_lease_ms < (unsigned long long)config.meta_timeout_ms + 5000) {
-        char v[32], why[128];
-        snprintf(v, sizeof(v), "%u", config.queue_lease_ms);
-        snprintf(why, sizeof(why), "must be at least META_TIMEOUT_MS + 5000 (%u) when SEND_CONCURRENCY > 0",
-                 config.meta_timeout_ms + 5000);
-        return config_bad("QUEUE_LEASE_MS", v, why);
-    }
+        config_lease_at_least((unsigned long long)config.meta_timeout_ms + 5000, "META_TIMEOUT_MS + 5000",
+                              " when SEND_CONCURRENCY > 0") != 0)
+        return -1;
     if (strncmp(config.meta_graph_url, "http://", 7) != 0 && strncmp(config.meta_graph_url, "https://", 8) != 0)
         return config_bad("META_GRAPH_URL", config.meta_graph_url, "must start with http:// or https://");
     if (strlen(config.meta_graph_url) > 512 || config.meta_graph_url[strlen(config.meta_graph_url) - 1] == '/')

@@ -415,21 +415,13 @@ static char *send_dup_value(PGresult *res, int r, int c)
 /* Opens the connection's sealed access token. NULL when it does not open. */
 static char *send_token(PGresult *res, int r, int c)
 {
-    size_t len = 0;
-    unsigned char *sealed = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, c), &len);
-    if (sealed == NULL || len <= SECRETS_OVERHEAD) {
-        PQfreemem(sealed);
+    char token[SECRETS_PLAIN_MAX + 1];
+    size_t len;
+    if (secrets_decrypt_pg("connections.access_token", PQgetvalue(res, r, c), token, sizeof(token), &len) != 0)
         return NULL;
-    }
-    size_t cap = len - SECRETS_OVERHEAD + 1, out_len;
-    char *token = util_malloc(cap);
-    int rc = secrets_decrypt("connections.access_token", sealed, len, token, cap, &out_len, NULL);
-    PQfreemem(sealed);
-    if (rc != 0) {
-        free(token);
-        return NULL;
-    }
-    return token;
+    char *out = util_strdup(token);
+    sodium_memzero(token, len);
+    return out;
 }
 
 static void send_prepare_item(send_batch_t *b, PGresult *res, int r)
