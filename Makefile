@@ -9,7 +9,7 @@
 #                   tables + bench/results/*.json
 #   make format     clang-format the whole tree
 
-PKGS      := libh2o-evloop libpq hiredis libsodium jansson libcurl
+PKGS      := libh2o-evloop libpq hiredis libsodium jansson libcurl libsystemd
 CC        ?= cc
 SANITIZE  ?= 0
 PORT      ?= 5000

@@ -5,11 +5,13 @@ set -euo pipefail
 
 # Compiler, headers and libraries that the build links against.
 BUILD=(build-essential pkg-config libh2o-evloop-dev libpq-dev
-  libhiredis-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev)
+  libhiredis-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libsystemd-dev)
 # Servers that scripts/stack.sh runs privately (never as system services).
 SERVERS=(postgresql-15 postgresql-client-15 redis-server)
-# Test runner, HTTP client for smoke tests, promtool for checking /metrics.
-TEST=(libcriterion-dev curl prometheus)
+# Test runner, HTTP client for smoke tests, promtool for checking /metrics and the
+# rules in deploy/, and what checks the other files there (nginx -t with a throw-away
+# certificate, systemd-analyze verify).
+TEST=(libcriterion-dev curl prometheus nginx-light openssl systemd)
 # Load generator, the reference server of bench/run.sh, and jq for the stand-in's figures.
 BENCH=(wrk nginx-light jq)
 

@@ -33,6 +33,10 @@ export ENCRYPTION_KEY
 unset ENCRYPTION_KEY_PREVIOUS
 # No test ever reaches Meta: sends go to the stand-in a test starts, or nowhere.
 export META_GRAPH_URL=http://127.0.0.1:9
+# Limits no test reaches, so the limiter runs on every request without refusing any;
+# tests of the limiter set their own.
+export RATE_LIMIT_PUBLIC=1000000/60/60 RATE_LIMIT_WEBHOOKS=1000000/60/60 \
+    RATE_LIMIT_TOKEN=1000000/60/60 RATE_LIMIT_IP=1000000/60/60
 if [ "${SANITIZE:-0}" = 1 ]; then
     # leaks fail the run; a report names the leak's allocation site
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"

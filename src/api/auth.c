@@ -14,13 +14,12 @@
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
-#include "auth/throttle.h"
 #include "auth/tokens.h"
+#include "core/throttle.h"
 #include "core/util.h"
 #include "core/workq.h"
 #include "http/reply.h"
 
-#include <arpa/inet.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +78,17 @@ static void api_auth_remember(const uint8_t *hash, const http_auth_t *auth)
         e->auth = *auth;
 }
 
-static void api_auth_unauthorized(http_request_t *r, const char *why)
+static void api_auth_reply_401(http_request_t *r)
 {
     http_reply_header(r, "www-authenticate", "Bearer");
-    http_reply_error(r, 401, "unauthorized", "%s", why);
+    http_reply_error(r, 401, "unauthorized", "%s", (const char *)r->state);
+}
+
+/* No valid token: the request counts as anonymous traffic (so guessing tokens is limited too), then 401. */
+static void api_auth_unauthorized(http_request_t *r, const char *why)
+{
+    r->state = (void *)why;
+    http_request_anonymous(r, api_auth_reply_401);
 }
 
 static pg_stmt_t api_auth_lookup = {
@@ -258,32 +264,25 @@ static void api_login_on_user(http_request_t *r, PGresult *res)
     workq_submit(r->thread->workq, &l->job, &r->waiters);
 }
 
-/* The client's address, for throttling. */
-static void api_peer(http_request_t *r, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = r->req->conn->callbacks->get_peername(r->req->conn, (struct sockaddr *)&ss);
-    snprintf(out, cap, "?");
-    if (len != 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
-    else if (len != 0 && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
-}
-
 static int api_login_throttled(http_request_t *r, const char *email)
 {
-    char key[160], ip[64];
+    char key[160];
     size_t n = (size_t)snprintf(key, sizeof(key), "e:%s", email);
     for (size_t i = 2; i < n && i < sizeof(key); ++i)
         key[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] + 32 : key[i]);
-    unsigned wait = throttle_hit(key, UTIL_MIN(n, sizeof(key) - 1), API_LOGIN_PER_EMAIL, API_LOGIN_WINDOW_S);
-    api_peer(r, ip, sizeof(ip));
-    n = (size_t)snprintf(key, sizeof(key), "i:%s", ip);
-    unsigned wait_ip = throttle_hit(key, n, API_LOGIN_PER_IP, API_LOGIN_WINDOW_S);
-    if (wait_ip > wait)
-        wait = wait_ip;
-    if (wait == 0)
+    uint64_t ms_email, ms_ip, window_ms = API_LOGIN_WINDOW_S * 1000ull;
+    unsigned over = throttle_hit(key, UTIL_MIN(n, sizeof(key) - 1), API_LOGIN_PER_EMAIL, window_ms, 0, &ms_email) >
+                    API_LOGIN_PER_EMAIL;
+    n = (size_t)snprintf(key, sizeof(key), "i:%s", http_request_client(r));
+    unsigned over_ip = throttle_hit(key, n, API_LOGIN_PER_IP, window_ms, 0, &ms_ip) > API_LOGIN_PER_IP;
+    if (!over && !over_ip)
         return 0;
+    uint64_t ms = 0;
+    if (over)
+        ms = ms_email;
+    if (over_ip && ms_ip > ms)
+        ms = ms_ip;
+    unsigned wait = (unsigned)((ms + 999) / 1000);
     char secs[16];
     snprintf(secs, sizeof(secs), "%u", wait);
     http_reply_header(r, "retry-after", secs);

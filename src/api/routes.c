@@ -4,7 +4,7 @@
 const http_route_t api_routes[] = {
     {"GET", "/api/health", api_health_get},
     {"GET", "/api/health/live", api_health_live},
-    {"GET", "/api/metrics", api_metrics_get},
+    {"GET", "/api/metrics", api_metrics_get, HTTP_PUBLIC, HTTP_LIMIT_SCRAPE},
     {"POST", "/api/v1/auth/login", api_auth_login},
     {"DELETE", "/api/v1/auth/token", api_auth_logout, HTTP_AUTH},
     {"GET", "/api/v1/connections", api_connections_list, HTTP_AUTH},
@@ -34,12 +34,13 @@ const http_route_t api_routes[] = {
     {"POST", "/api/v1/campaigns/:id/pause", api_campaigns_pause, HTTP_ADMIN},
     {"POST", "/api/v1/campaigns/:id/resume", api_campaigns_resume, HTTP_ADMIN},
     {"POST", "/api/v1/campaigns/:id/cancel", api_campaigns_cancel, HTTP_ADMIN},
+    {"GET", "/api/v1/alerts", api_alerts_list, HTTP_ADMIN},
     {"GET", "/api/v1/queues", api_queues_list, HTTP_ADMIN},
     {"GET", "/api/v1/queues/:name/failed", api_queues_failed, HTTP_ADMIN},
     {"POST", "/api/v1/queues/:name/failed/retry_all", api_queues_retry_all, HTTP_ADMIN},
     {"POST", "/api/v1/queues/:name/failed/:id/retry", api_queues_retry, HTTP_ADMIN},
-    {"GET", "/api/webhooks/meta/:slug", api_webhooks_verify},
-    {"POST", "/api/webhooks/meta/:slug", api_webhooks_receive},
+    {"GET", "/api/webhooks/meta/:slug", api_webhooks_verify, HTTP_PUBLIC, HTTP_LIMIT_WEBHOOK},
+    {"POST", "/api/webhooks/meta/:slug", api_webhooks_receive, HTTP_PUBLIC, HTTP_LIMIT_WEBHOOK},
 };
 
 const size_t api_nroutes = UTIL_ARRAY_SIZE(api_routes);

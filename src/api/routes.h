@@ -45,6 +45,9 @@ void api_notifications_read(struct http_request *r);
 /* Handlers (src/api/health.c) */
 void api_health_get(struct http_request *r);
 void api_health_live(struct http_request *r);
+/* Handlers (src/api/alerts.c) */
+void api_alerts_list(struct http_request *r);
+
 /* Handlers (src/api/metrics.c) */
 void api_metrics_get(struct http_request *r);
 

@@ -6,6 +6,9 @@
 #include "ops/metrics.h"
 
 #include <hiredis/async.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -107,6 +110,68 @@ void redis_command(redis_client_t *c, redis_cb cb, void *data, h2o_linklist_t *w
     waiter_attach(&cmd->waiter, waiters);
     if (!loop_timer_armed(&c->clock))
         loop_timer_start(&c->clock, c->timeout_ms);
+}
+
+/* ---- scripts ---- */
+
+static pthread_mutex_t redis_script_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void redis_script_sha(redis_script_t *s)
+{
+    if (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&redis_script_lock);
+    if (!s->ready) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        if (EVP_Digest(s->source, strlen(s->source), md, &len, EVP_sha1(), NULL) != 1 || len != 20)
+            util_fatal("redis: SHA-1 unavailable");
+        for (unsigned i = 0; i < 20; ++i)
+            snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+        __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&redis_script_lock);
+}
+
+static void redis_eval_send(redis_eval_t *e);
+
+static void redis_eval_on_reply(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
+{
+    redis_eval_t *e = data;
+    const char *why = error != NULL ? error : reply->type == REDIS_REPLY_ERROR ? reply->str : NULL;
+    if (why != NULL && strncmp(why, "NOSCRIPT", 8) == 0 && !e->evaled) {
+        e->evaled = 1;
+        e->argv[0] = "EVAL";
+        e->argvlen[0] = 4;
+        e->argv[1] = e->script->source;
+        e->argvlen[1] = strlen(e->script->source);
+        redis_eval_send(e);
+        return;
+    }
+    e->cb(e->data, reply, error, rtt_ns);
+}
+
+static void redis_eval_send(redis_eval_t *e)
+{
+    redis_command(e->client, redis_eval_on_reply, e, e->waiters, e->argc, e->argv, e->argvlen);
+}
+
+void redis_eval(redis_client_t *c, redis_eval_t *e, redis_script_t *script, int argc, const char *const *argv,
+                const size_t *argvlen, redis_cb cb, void *data, h2o_linklist_t *waiters)
+{
+    if (argc < 1 || argc > REDIS_EVAL_MAX_ARGS)
+        util_fatal("redis_eval: %d arguments", argc);
+    redis_script_sha(script);
+    *e = (redis_eval_t){.client = c, .script = script, .cb = cb, .data = data, .waiters = waiters, .argc = argc + 2};
+    e->argv[0] = "EVALSHA";
+    e->argvlen[0] = 7;
+    e->argv[1] = script->sha;
+    e->argvlen[1] = 40;
+    for (int i = 0; i != argc; ++i) {
+        e->argv[i + 2] = argv[i];
+        e->argvlen[i + 2] = argvlen[i];
+    }
+    redis_eval_send(e);
 }
 
 /* Answers overdue commands with a timeout; drops a connection that stopped answering. */

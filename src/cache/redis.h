@@ -48,4 +48,42 @@ uint64_t redis_client_epoch(const redis_client_t *c);
 void redis_command(redis_client_t *c, redis_cb cb, void *data, h2o_linklist_t *waiters, int argc,
                    const char *const *argv, const size_t *argvlen);
 
+/*
+ * Lua scripts called by SHA. The first call after Redis started (or flushed its
+ * scripts) answers NOSCRIPT; redis_eval() then sends the whole script once with EVAL,
+ * which loads it for every later EVALSHA, and the caller sees one answer as usual.
+ */
+typedef struct redis_script {
+    const char *source;
+    char sha[41]; /* filled on first use */
+    int ready;
+} redis_script_t;
+
+#define REDIS_SCRIPT_INIT(src)                                                                                         \
+    {                                                                                                                  \
+        (src), "", 0                                                                                                   \
+    }
+#define REDIS_EVAL_MAX_ARGS 64
+
+/** One script call; its storage is the caller's and must live until cb (or cancellation). */
+typedef struct redis_eval {
+    redis_client_t *client;
+    redis_script_t *script;
+    redis_cb cb;
+    void *data;
+    h2o_linklist_t *waiters;
+    int evaled;
+    int argc;
+    const char *argv[REDIS_EVAL_MAX_ARGS + 2];
+    size_t argvlen[REDIS_EVAL_MAX_ARGS + 2];
+} redis_eval_t;
+
+/**
+ * Calls script with argv = numkeys, keys..., args... (at most REDIS_EVAL_MAX_ARGS);
+ * the strings must stay valid until cb, since a NOSCRIPT answer sends them again.
+ * Callback and cancellation as redis_command().
+ */
+void redis_eval(redis_client_t *c, redis_eval_t *e, redis_script_t *script, int argc, const char *const *argv,
+                const size_t *argvlen, redis_cb cb, void *data, h2o_linklist_t *waiters);
+
 #endif

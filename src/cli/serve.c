@@ -7,7 +7,9 @@
 #include "core/workq.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "http/ratelimit.h"
 #include "http/server.h"
+#include "ops/alerts.h"
 #include "ops/metrics.h"
 #include "meta/apply.h"
 #include "meta/send.h"
@@ -35,6 +37,7 @@ static void serve_thread_start(http_thread_t *t)
     };
     t->pg = pg_pool_new(t->loop, &pc, t->metrics);
     t->redis = redis_client_new(t->loop, &serve_redis_addr, config.redis_timeout_ms, t->metrics);
+    t->ratelimit = ratelimit_new(t->redis, t->metrics);
     t->workq = workq_inbox_new(t->ctx.queue);
     t->cache = cache_thread_new(t->loop, t->ctx.queue, t->redis, t->metrics);
     t->webhooks = queue_pusher_new(t->pg, META_QUEUE, config.queue_attempts, config.pg_pool_size);
@@ -50,6 +53,8 @@ static void serve_thread_stop(http_thread_t *t)
     t->pg = NULL;
     redis_client_free(t->redis);
     t->redis = NULL;
+    ratelimit_free(t->ratelimit);
+    t->ratelimit = NULL;
     cache_thread_free(t->cache);
     t->cache = NULL;
 }
@@ -99,7 +104,9 @@ int cli_serve(int argc, char **argv)
         replies = queue_worker_start(&meta_outbound_queue, config.send_concurrency);
         campaigns = queue_worker_start(&meta_campaigns_queue, config.send_concurrency);
     }
+    alerts_start();
     int rc = http_server_run(api_routes, api_nroutes, &hooks);
+    alerts_stop();
     queue_worker_stop(campaigns);
     queue_worker_stop(replies);
     queue_worker_stop(worker);

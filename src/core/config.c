@@ -79,6 +79,32 @@ static int config_lease_at_least(unsigned long long min, const char *what, const
     return config_bad("QUEUE_LEASE_MS", v, why);
 }
 
+/* A limit as POINTS/SECONDS[/BLOCK_SECONDS], e.g. 100/60/60. */
+static int config_limit(const char *name, config_limit_t *out)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    unsigned p, d, b = 0;
+    int used = 0, n = sscanf(v, "%u/%u%n/%u%n", &p, &d, &used, &b, &used);
+    if (strspn(v, "0123456789/") != strlen(v) || n < 2 || v[used] != '\0' || p < 1 || p > 100000000 || d < 1 ||
+        d > 86400 || b > 86400)
+        return config_bad(name, v, "must be POINTS/SECONDS[/BLOCK_SECONDS], e.g. 100/60/60");
+    *out = (config_limit_t){p, d, n == 3 ? b : 0};
+    return 0;
+}
+
+static int config_cidrs(const char *name, cidr_list_t *out)
+{
+    const char *v = config_string(name, ""), *bad = NULL;
+    if (cidr_list_parse(v, out, &bad) == 0)
+        return 0;
+    char why[160];
+    snprintf(why, sizeof(why), "at \"%.40s\": must be addresses or networks (10.0.0.0/8, ::1), at most %d",
+             bad != NULL ? bad : "", CIDR_MAX);
+    return config_bad(name, v, why);
+}
+
 int config_parse_redis_url(const char *url, config_redis_addr_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -163,6 +189,22 @@ int config_load(void)
         .shutdown_timeout_ms = 10000,
         .memory_limit_mb = 0,
         .db_wait_s = 30,
+        .rate_limit = 1,
+        .limit_public = {100, 60, 60},
+        .limit_webhook = {6000, 60, 60},
+        .limit_token = {1200, 60, 60},
+        .limit_ip = {6000, 60, 60},
+        .alert_interval_ms = 5000,
+        .alert_window_s = 60,
+        .alert_for_s = 10,
+        .alert_repeat_s = 300,
+        .alert_response_ms = 5000,
+        .alert_memory_percent = 85,
+        .alert_errors_per_min = 10,
+        .alert_cache_hit_percent = 30,
+        .alert_cache_min_lookups = 100,
+        .alert_queue_age_s = 120,
+        .alert_webhook_url = config_string("ALERT_WEBHOOK_URL", NULL),
         .encryption_key = config_string("ENCRYPTION_KEY", NULL),
         .encryption_key_previous = config_string("ENCRYPTION_KEY_PREVIOUS", NULL),
     };
@@ -201,7 +243,24 @@ int config_load(void)
         config_unsigned("HTTP_TIMEOUT_MS", 100, 3600000, &config.http_timeout_ms) != 0 ||
         config_unsigned("SHUTDOWN_TIMEOUT_MS", 0, 3600000, &config.shutdown_timeout_ms) != 0 ||
         config_unsigned("MEMORY_LIMIT_MB", 0, 1u << 30, &config.memory_limit_mb) != 0 ||
-        config_unsigned("DB_WAIT_SECONDS", 0, 3600, &config.db_wait_s) != 0)
+        config_unsigned("DB_WAIT_SECONDS", 0, 3600, &config.db_wait_s) != 0 ||
+        config_bool("RATE_LIMIT", &config.rate_limit) != 0 ||
+        config_limit("RATE_LIMIT_PUBLIC", &config.limit_public) != 0 ||
+        config_limit("RATE_LIMIT_WEBHOOKS", &config.limit_webhook) != 0 ||
+        config_limit("RATE_LIMIT_TOKEN", &config.limit_token) != 0 ||
+        config_limit("RATE_LIMIT_IP", &config.limit_ip) != 0 ||
+        config_cidrs("RATE_LIMIT_EXEMPT", &config.limit_exempt) != 0 ||
+        config_cidrs("TRUSTED_PROXIES", &config.trusted_proxies) != 0 ||
+        config_unsigned("ALERT_INTERVAL_MS", 100, 600000, &config.alert_interval_ms) != 0 ||
+        config_unsigned("ALERT_WINDOW_SECONDS", 5, 3600, &config.alert_window_s) != 0 ||
+        config_unsigned("ALERT_FOR_SECONDS", 0, 3600, &config.alert_for_s) != 0 ||
+        config_unsigned("ALERT_REPEAT_SECONDS", 1, 86400, &config.alert_repeat_s) != 0 ||
+        config_unsigned("ALERT_RESPONSE_MS", 1, 3600000, &config.alert_response_ms) != 0 ||
+        config_unsigned("ALERT_MEMORY_PERCENT", 1, 100, &config.alert_memory_percent) != 0 ||
+        config_unsigned("ALERT_ERRORS_PER_MINUTE", 0, 100000000, &config.alert_errors_per_min) != 0 ||
+        config_unsigned("ALERT_CACHE_HIT_PERCENT", 0, 100, &config.alert_cache_hit_percent) != 0 ||
+        config_unsigned("ALERT_CACHE_MIN_LOOKUPS", 1, 100000000, &config.alert_cache_min_lookups) != 0 ||
+        config_unsigned("ALERT_QUEUE_AGE_SECONDS", 1, 86400 * 7, &config.alert_queue_age_s) != 0)
         return -1;
     config.max_body_bytes = (size_t)body;
     /* A batch of jobs may run as long as a statement may; a lease shorter than that
@@ -223,6 +282,10 @@ int config_load(void)
             strlen(config.meta_graph_version) ||
         strlen(config.meta_graph_version) > 16)
         return config_bad("META_GRAPH_VERSION", config.meta_graph_version, "must look like v21.0");
+
+    if (config.alert_webhook_url != NULL && strncmp(config.alert_webhook_url, "http://", 7) != 0 &&
+        strncmp(config.alert_webhook_url, "https://", 8) != 0)
+        return config_bad("ALERT_WEBHOOK_URL", config.alert_webhook_url, "must start with http:// or https://");
 
     config_redis_addr_t addr;
     if (config_parse_redis_url(config.redis_url, &addr) != 0)

@@ -12,6 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/cidr.h"
+
+/* One rate limit: `points` requests per `duration_s` from a key's first; the request
+ * that goes over blocks the key for `block_s` (0: until the window ends). */
+typedef struct config_limit {
+    unsigned points, duration_s, block_s;
+} config_limit_t;
+
 typedef struct config {
     const char *host;              /* HOST: listen address */
     unsigned port;                 /* PORT */
@@ -54,6 +62,25 @@ typedef struct config {
      * run without it and `seed` leaves the demo secrets empty.
      */
     const char *encryption_key;
+    int rate_limit;               /* RATE_LIMIT: on/off */
+    config_limit_t limit_public;  /* RATE_LIMIT_PUBLIC: per address, requests without a valid token */
+    config_limit_t limit_webhook; /* RATE_LIMIT_WEBHOOKS: per address, Meta's webhook deliveries */
+    config_limit_t limit_token;   /* RATE_LIMIT_TOKEN: per bearer token */
+    config_limit_t limit_ip;      /* RATE_LIMIT_IP: per address, the ceiling over authenticated traffic */
+    cidr_list_t limit_exempt;     /* RATE_LIMIT_EXEMPT: scrapers whose GET /api/metrics is not limited */
+    cidr_list_t trusted_proxies;  /* TRUSTED_PROXIES: peers whose X-Forwarded-For is believed */
+    /* Alerts (src/ops/alerts.h) */
+    unsigned alert_interval_ms;       /* ALERT_INTERVAL_MS: evaluation period */
+    unsigned alert_window_s;          /* ALERT_WINDOW_SECONDS: the sliding window rates are taken over */
+    unsigned alert_for_s;             /* ALERT_FOR_SECONDS: a condition fires after holding this long */
+    unsigned alert_repeat_s;          /* ALERT_REPEAT_SECONDS: least time between notices of one firing alert */
+    unsigned alert_response_ms;       /* ALERT_RESPONSE_MS: mean and p95 response time */
+    unsigned alert_memory_percent;    /* ALERT_MEMORY_PERCENT: of the memory limit */
+    unsigned alert_errors_per_min;    /* ALERT_ERRORS_PER_MINUTE: 5xx responses */
+    unsigned alert_cache_hit_percent; /* ALERT_CACHE_HIT_PERCENT: the least acceptable hit rate */
+    unsigned alert_cache_min_lookups; /* ALERT_CACHE_MIN_LOOKUPS: lookups in the window before judging */
+    unsigned alert_queue_age_s;       /* ALERT_QUEUE_AGE_SECONDS: oldest job waiting */
+    const char *alert_webhook_url;    /* ALERT_WEBHOOK_URL: Slack-compatible incoming webhook; NULL = log only */
     /* ENCRYPTION_KEY_PREVIOUS: the key being rotated away from, also accepted for reading; NULL when unset */
     const char *encryption_key_previous;
 } config_t;

@@ -53,6 +53,11 @@ static void client_global_init(void)
         util_fatal("http client: curl_global_init failed");
 }
 
+void http_client_global_init(void)
+{
+    pthread_once(&client_once, client_global_init);
+}
+
 static void client_watch_free(client_watch_t *w)
 {
     h2o_linklist_unlink(&w->link);
@@ -203,7 +208,7 @@ static size_t client_on_body(char *p, size_t size, size_t n, void *data)
 
 http_client_t *http_client_new(h2o_loop_t *loop, const http_client_config_t *cfg)
 {
-    pthread_once(&client_once, client_global_init);
+    http_client_global_init();
     http_client_t *c = util_calloc(1, sizeof(*c));
     c->loop = loop;
     c->cfg = *cfg;

@@ -37,6 +37,9 @@ typedef struct http_client_response {
 
 typedef void (*http_client_cb)(void *data, const http_client_response_t *res);
 
+/** libcurl's process-wide set-up, once; for any other code that uses libcurl directly. */
+void http_client_global_init(void);
+
 /** A client on loop. */
 http_client_t *http_client_new(h2o_loop_t *loop, const http_client_config_t *cfg);
 

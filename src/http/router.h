@@ -25,11 +25,19 @@ enum {
     HTTP_ADMIN = 2,  /* a valid bearer token of an admin */
 };
 
+/* Which rate limit a route's requests without a valid token count against. */
+enum {
+    HTTP_LIMIT_PUBLIC = 0,  /* the public group, per client address */
+    HTTP_LIMIT_WEBHOOK = 1, /* Meta's deliveries: the webhooks group */
+    HTTP_LIMIT_SCRAPE = 2,  /* the public group, except for RATE_LIMIT_EXEMPT scrapers */
+};
+
 typedef struct http_route {
     const char *method;
     const char *path;
     http_handler_fn handler;
     int access;
+    int limit;
 } http_route_t;
 
 typedef struct http_params {

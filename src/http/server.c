@@ -1,4 +1,6 @@
 #include "http/server.h"
+#include "http/peer.h"
+#include "http/ratelimit.h"
 #include "http/reply.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/random.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define HTTP_TICK_MS        100
@@ -124,6 +127,100 @@ void http_server_note_h2o_error(h2o_req_t *req, char *id, size_t id_cap)
     snprintf(id, id_cap, "%s", r->id);
 }
 
+const char *http_request_client(http_request_t *r)
+{
+    if (!r->client_known) {
+        http_peer_of(r->req, &r->client);
+        cidr_addr_format(&r->client, r->client_ip, sizeof(r->client_ip));
+        r->client_known = 1;
+    }
+    return r->client_ip;
+}
+
+/* ---- rate limits: a request passes its gate before its handler runs ---- */
+
+typedef struct http_gate {
+    ratelimit_call_t call;
+    http_request_t *r;
+    http_next_fn next;
+} http_gate_t;
+
+static void http_gate_on_verdict(void *data, const ratelimit_verdict_t *v)
+{
+    http_gate_t *g = data;
+    http_request_t *r = g->r;
+    char policy[160], state[160];
+    ratelimit_headers(v, policy, sizeof(policy), state, sizeof(state));
+    http_reply_header(r, "ratelimit-policy", policy);
+    http_reply_header(r, "ratelimit", state);
+    if (v->allowed) {
+        g->next(r);
+        return;
+    }
+    char secs[16];
+    snprintf(secs, sizeof(secs), "%u", v->retry_after_s);
+    http_reply_header(r, "retry-after", secs);
+    http_reply_error(r, 429, "rate_limited", "too many requests; try again in %u seconds", v->retry_after_s);
+}
+
+/* Counts r against n (group, key) limits, then next(r) or 429; next(r) at once when limits are off. */
+static void http_gate(http_request_t *r, size_t n, const ratelimit_group_t *groups, const char *const *keys,
+                      http_next_fn next)
+{
+    if (!config.rate_limit || r->thread->ratelimit == NULL) {
+        next(r);
+        return;
+    }
+    http_gate_t *g = h2o_mem_alloc_pool(&r->req->pool, sizeof(*g));
+    g->r = r;
+    g->next = next;
+    ratelimit_check(r->thread->ratelimit, &g->call, n, groups, keys, http_gate_on_verdict, g, &r->waiters);
+}
+
+static void http_run_handler(http_request_t *r)
+{
+    const http_route_t *route = &http_routes[r->route];
+    if (route->access == HTTP_ADMIN && !r->auth.admin) {
+        http_reply_error(r, 403, "forbidden", "this needs an admin of the company");
+        return;
+    }
+    route->handler(r);
+}
+
+void http_request_run(http_request_t *r)
+{
+    static const char hex[] = "0123456789abcdef";
+    char token[33];
+    for (int i = 0; i != 16; ++i) {
+        token[2 * i] = hex[r->auth.token_hash[i] >> 4];
+        token[2 * i + 1] = hex[r->auth.token_hash[i] & 15];
+    }
+    token[32] = '\0';
+    const ratelimit_group_t groups[] = {RATELIMIT_TOKEN, RATELIMIT_IP};
+    const char *keys[] = {token, http_request_client(r)};
+    http_gate(r, 2, groups, keys, http_run_handler);
+}
+
+void http_request_anonymous(http_request_t *r, http_next_fn reply)
+{
+    const ratelimit_group_t group = RATELIMIT_PUBLIC;
+    const char *key = http_request_client(r);
+    http_gate(r, 1, &group, &key, reply);
+}
+
+/* A route without authentication: its own group, unless the client is an exempt scraper. */
+static void http_run_public(http_request_t *r)
+{
+    const http_route_t *route = &http_routes[r->route];
+    const char *key = http_request_client(r);
+    if (route->limit == HTTP_LIMIT_SCRAPE && cidr_list_match(&config.limit_exempt, &r->client)) {
+        route->handler(r);
+        return;
+    }
+    const ratelimit_group_t group = route->limit == HTTP_LIMIT_WEBHOOK ? RATELIMIT_WEBHOOK : RATELIMIT_PUBLIC;
+    http_gate(r, 1, &group, &key, route->handler);
+}
+
 static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -149,18 +246,8 @@ static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (http_routes[route].access != HTTP_PUBLIC && http_hooks->authenticate != NULL)
         http_hooks->authenticate(r);
     else
-        http_routes[route].handler(r);
+        http_run_public(r);
     return 0;
-}
-
-void http_request_run(http_request_t *r)
-{
-    const http_route_t *route = &http_routes[r->route];
-    if (route->access == HTTP_ADMIN && !r->auth.admin) {
-        http_reply_error(r, 403, "forbidden", "this needs an admin of the company");
-        return;
-    }
-    route->handler(r);
 }
 
 /* ---- connections ---- */
@@ -254,6 +341,7 @@ static void http_on_tick(loop_timer_t *timer)
     http_thread_t *t = util_container_of(timer, http_thread_t, tick);
     log_flush();
     uint64_t now = util_now_ns();
+    __atomic_store_n(&t->heartbeat_ns, now, __ATOMIC_RELAXED);
     switch (http_phase) {
     case HTTP_SERVING:
         if (!http_stop_flag)
@@ -328,6 +416,28 @@ static void *http_thread_main(void *arg)
     return NULL;
 }
 
+/*
+ * Feeds systemd's watchdog (at a quarter of its period) only while every loop thread
+ * ticked within half of it: a loop stuck in a handler gets the process restarted.
+ * Returns when it last fed.
+ */
+static uint64_t http_feed_watchdog(uint64_t watchdog_us, uint64_t fed_ns)
+{
+    uint64_t now = util_now_ns(), period_ns = watchdog_us * 1000u;
+    if (now - fed_ns < period_ns / 4)
+        return fed_ns;
+    for (unsigned i = 0; i != config.threads; ++i) {
+        uint64_t beat = __atomic_load_n(&http_threads[i].heartbeat_ns, __ATOMIC_RELAXED);
+        if (beat != 0 && now - beat > period_ns / 2) {
+            log_warn("http", "thread %u has not turned for %.1f s: not feeding the watchdog", i,
+                     (double)(now - beat) / 1e9);
+            return fed_ns;
+        }
+    }
+    sd_notify(0, "WATCHDOG=1");
+    return now;
+}
+
 int http_server_run(const http_route_t *routes, size_t nroutes, const http_server_hooks_t *hooks)
 {
     if (http_router_validate(routes, nroutes) != 0)
@@ -386,6 +496,10 @@ int http_server_run(const http_route_t *routes, size_t nroutes, const http_serve
         http_threads[i].started = 1;
     }
     log_info("http", "listening on %s:%u with %u threads", config.host, config.port, config.threads);
+    sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%u\nMAINPID=%lu", config.host, config.port, (unsigned long)getpid());
+    uint64_t watchdog_us = 0, fed_ns = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
+        watchdog_us = 0;
 
     while (!http_stop_flag) {
         struct timespec ts = {0, 200 * 1000 * 1000};
@@ -394,7 +508,10 @@ int http_server_run(const http_route_t *routes, size_t nroutes, const http_serve
             log_info("http", "received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             http_stop_flag = 1;
         }
+        if (watchdog_us != 0)
+            fed_ns = http_feed_watchdog(watchdog_us, fed_ns);
     }
+    sd_notify(0, "STOPPING=1\nSTATUS=finishing requests");
     for (i = 0; i != config.threads; ++i)
         pthread_join(http_threads[i].tid, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "core/cidr.h"
 #include "core/timer.h"
 #include "http/router.h"
 
@@ -26,6 +27,7 @@ struct cache_thread;
 struct workq_inbox;
 struct queue_pusher;
 struct metrics_shard;
+struct ratelimit;
 
 typedef struct http_thread {
     unsigned index;
@@ -45,7 +47,9 @@ typedef struct http_thread {
     struct cache_thread *cache;
     struct workq_inbox *workq;
     struct queue_pusher *webhooks; /* durable enqueueing of received webhooks */
+    struct ratelimit *ratelimit;   /* set by thread_start; NULL: no limits */
     loop_timer_t tick;
+    uint64_t heartbeat_ns; /* the loop's last tick: the systemd watchdog is fed only while every loop turns */
     pthread_t tid;
     int stopping;
     int started;
@@ -71,7 +75,12 @@ typedef struct http_request {
     http_auth_t auth;
     void *state; /* a multi-step handler's own state, in the request's pool */
     char id[40];
+    int client_known;
+    cidr_addr_t client; /* see http_request_client() */
+    char client_ip[46];
 } http_request_t;
+
+typedef void (*http_next_fn)(http_request_t *r);
 
 typedef struct http_server_hooks {
     /** Called on each loop thread before it serves; sets up t->pg and t->redis. */
@@ -87,14 +96,28 @@ typedef struct http_server_hooks {
 
 /**
  * Binds the listeners, starts config.threads loops, and serves `routes` until SIGTERM
- * or SIGINT; then stops accepting, lets in-flight requests finish (bounded by
- * SHUTDOWN_TIMEOUT_MS), closes every connection and returns 0. Returns -1 when it could
- * not start (the reason is logged).
+ * or SIGINT. Under systemd (Type=notify) it reports READY=1 once listening, feeds the
+ * watchdog while every loop thread is turning, and reports STOPPING=1. Then it stops accepting, lets in-flight requests
+ * finish (bounded by SHUTDOWN_TIMEOUT_MS), closes every connection and returns 0. Returns -1 when it could not start
+ * (the reason is logged).
  */
 int http_server_run(const http_route_t *routes, size_t nroutes, const http_server_hooks_t *hooks);
 
-/** Runs the route's handler; for the authenticate hook once r->auth is set (403 when the route is admin-only). */
+/**
+ * For the authenticate hook once r->auth is set: counts the request against its
+ * token's and address's rate limits, then runs the route's handler (403 when the
+ * route is admin-only), or answers 429.
+ */
 void http_request_run(http_request_t *r);
+
+/**
+ * For the authenticate hook when there is no valid token: counts the request in the
+ * public group by address, then calls reply (which answers 401), or answers 429.
+ */
+void http_request_anonymous(http_request_t *r, http_next_fn reply);
+
+/** The client's address as text (the peer, or X-Forwarded-For from a trusted proxy; see http/peer.h). */
+const char *http_request_client(http_request_t *r);
 
 /** The route table being served (for labels and logs). */
 const http_route_t *http_server_route(int index);

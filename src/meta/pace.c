@@ -4,7 +4,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,18 +58,7 @@ static const char pace_script[] =
     "redis.call('PEXPIRE', KEYS[1], 3600000)\n"
     "return out\n";
 
-static char pace_sha[41];
-static pthread_once_t pace_once = PTHREAD_ONCE_INIT;
-
-static void pace_init_sha(void)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (EVP_Digest(pace_script, sizeof(pace_script) - 1, md, &len, EVP_sha1(), NULL) != 1 || len != 20)
-        util_fatal("pace: SHA-1 unavailable");
-    for (unsigned i = 0; i < 20; ++i)
-        snprintf(pace_sha + 2 * i, 3, "%02x", md[i]);
-}
+static redis_script_t pace_script_ref = REDIS_SCRIPT_INIT(pace_script);
 
 struct meta_pace {
     redis_client_t *redis;
@@ -136,7 +124,7 @@ typedef struct pace_req {
     int64_t conn;
     unsigned rate;
     size_t n;
-    int evaled; /* already retried with EVAL */
+    redis_eval_t eval;
     int argc;
     char **argv;
     size_t *argvlen;
@@ -153,30 +141,11 @@ static void pace_req_free(pace_req_t *q)
     free(q);
 }
 
-static void pace_on_reply(void *data, redisReply *reply, const char *error, uint64_t rtt_ns);
-
-static void pace_send(pace_req_t *q)
-{
-    redis_command(q->redis, pace_on_reply, q, NULL, q->argc, (const char *const *)q->argv, q->argvlen);
-}
-
 static void pace_on_reply(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
 {
     pace_req_t *q = data;
     (void)rtt_ns;
     const char *why = error != NULL ? error : reply->type == REDIS_REPLY_ERROR ? reply->str : NULL;
-    if (why != NULL && strncmp(why, "NOSCRIPT", 8) == 0 && !q->evaled) {
-        /* first use since Redis started: EVAL loads the script for the next EVALSHA */
-        q->evaled = 1;
-        free(q->argv[0]);
-        free(q->argv[1]);
-        q->argv[0] = util_strdup("EVAL");
-        q->argvlen[0] = 4;
-        q->argv[1] = util_strdup(pace_script);
-        q->argvlen[1] = sizeof(pace_script) - 1;
-        pace_send(q);
-        return;
-    }
     if (q->cb == NULL) { /* a penalty */
         if (why != NULL)
             log_debug("pace", "penalty not recorded: %s", why);
@@ -196,9 +165,14 @@ static void pace_on_reply(void *data, redisReply *reply, const char *error, uint
     pace_req_free(q);
 }
 
+static void pace_send(pace_req_t *q)
+{
+    redis_eval(q->redis, &q->eval, &pace_script_ref, q->argc, (const char *const *)q->argv, q->argvlen, pace_on_reply,
+               q, NULL);
+}
+
 static pace_req_t *pace_req_new(meta_pace_t *p, int argc)
 {
-    pthread_once(&pace_once, pace_init_sha);
     pace_req_t *q = util_calloc(1, sizeof(*q));
     q->redis = p->redis;
     q->argc = argc;
@@ -238,15 +212,13 @@ void meta_pace_take(meta_pace_t *p, int64_t conn, unsigned rate, const char *con
 {
     if (rate == 0)
         rate = 1;
-    pace_req_t *q = pace_req_new(p, 3 + 1 + (int)n + 5);
+    pace_req_t *q = pace_req_new(p, 1 + 1 + (int)n + 5);
     q->conn = conn;
     q->rate = rate;
     q->n = n;
     q->cb = cb;
     q->data = data;
     int k = 0;
-    pace_arg(q, k++, "EVALSHA");
-    pace_arg(q, k++, "%s", pace_sha);
     pace_arg(q, k++, "%zu", n + 1);
     pace_arg(q, k++, "{p:%" PRId64 "}:rate", conn);
     for (size_t i = 0; i < n; ++i)
@@ -263,12 +235,10 @@ void meta_pace_penalize(meta_pace_t *p, int64_t conn, unsigned rate, const char 
 {
     if (rate == 0)
         rate = 1;
-    pace_req_t *q = pace_req_new(p, 8);
+    pace_req_t *q = pace_req_new(p, 6);
     q->conn = conn;
     q->rate = rate;
     int k = 0;
-    pace_arg(q, k++, "EVALSHA");
-    pace_arg(q, k++, "%s", pace_sha);
     pace_arg(q, k++, "1");
     if (to != NULL)
         pace_arg(q, k++, "{p:%" PRId64 "}:pair:%s", conn, to);

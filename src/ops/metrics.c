@@ -10,8 +10,9 @@
 #define METRICS_HTTP_SLOTS 256 /* per shard; (route, method, status) triples seen */
 
 /* The plan's buckets, in seconds. */
-static const double metrics_http_buckets[] = {0.0001, 0.005, 0.015, 0.05, 0.1, 0.5, 1, 2.5, 5};
-#define METRICS_HTTP_NB (sizeof(metrics_http_buckets) / sizeof(metrics_http_buckets[0]))
+const double metrics_http_bounds[METRICS_HTTP_BUCKETS] = {0.0001, 0.005, 0.015, 0.05, 0.1, 0.5, 1, 2.5, 5};
+#define metrics_http_buckets metrics_http_bounds
+#define METRICS_HTTP_NB      METRICS_HTTP_BUCKETS
 
 static const double metrics_rtt_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1};
 #define METRICS_RTT_NB (sizeof(metrics_rtt_buckets) / sizeof(metrics_rtt_buckets[0]))
@@ -37,6 +38,7 @@ struct metrics_shard {
     int64_t gauges[METRICS_GAUGE_MAX];
     metrics_rtt_hist_t rtt[METRICS_RTT_MAX];
     uint64_t cache[METRICS_CACHE_MAX][METRICS_CACHE_EVENT_MAX];
+    uint64_t ratelimit[METRICS_RATELIMIT_GROUPS][METRICS_RATELIMIT_RESULT_MAX];
     uint64_t http_overflow; /* observations dropped because every slot was taken */
     metrics_hist_slot_t http[METRICS_HTTP_SLOTS];
 };
@@ -48,6 +50,10 @@ static const char *const *metrics_routes;
 static size_t metrics_nroutes;
 static const char *const *metrics_caches;
 static size_t metrics_ncaches;
+static const char *const *metrics_rl_groups;
+static size_t metrics_rl_ngroups;
+static void (*metrics_renderers[4])(strbuf_t *out);
+static size_t metrics_nrenderers;
 static metrics_shard_t metrics_fallback;
 static pthread_mutex_t metrics_fallback_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread metrics_shard_t *metrics_current;
@@ -120,6 +126,27 @@ void metrics_cache_add(metrics_shard_t *s, unsigned cache, metrics_cache_event_t
 {
     if (cache < METRICS_CACHE_MAX)
         METRICS_BUMP(&s->cache[cache][e], 1);
+}
+
+void metrics_ratelimit_init(const char *const *names, size_t n)
+{
+    metrics_rl_groups = names;
+    metrics_rl_ngroups = n < METRICS_RATELIMIT_GROUPS ? n : METRICS_RATELIMIT_GROUPS;
+}
+
+void metrics_ratelimit_add(metrics_shard_t *s, unsigned group, metrics_ratelimit_result_t r)
+{
+    if (group < METRICS_RATELIMIT_GROUPS)
+        METRICS_WRITE(s, METRICS_BUMP(&s->ratelimit[group][r], 1));
+}
+
+void metrics_add_renderer(void (*render)(strbuf_t *out))
+{
+    pthread_mutex_lock(&metrics_lock);
+    if (metrics_nrenderers == UTIL_ARRAY_SIZE(metrics_renderers))
+        util_fatal("too many metrics renderers");
+    metrics_renderers[metrics_nrenderers++] = render;
+    pthread_mutex_unlock(&metrics_lock);
 }
 
 void metrics_gauge_add(metrics_shard_t *s, metrics_gauge_t g, int64_t delta)
@@ -212,6 +239,39 @@ int64_t metrics_gauge_total(metrics_gauge_t g)
     return sum;
 }
 
+void metrics_http_summary(metrics_http_summary_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&metrics_lock);
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        for (size_t j = 0; j != METRICS_HTTP_SLOTS; ++j) {
+            metrics_hist_slot_t *slot = &metrics_shards[i]->http[j];
+            uint64_t key = __atomic_load_n(&slot->key, __ATOMIC_ACQUIRE);
+            if (key == 0)
+                continue;
+            uint64_t count = METRICS_READ(&slot->count);
+            out->count += count;
+            out->sum_ns += METRICS_READ(&slot->sum_ns);
+            for (size_t b = 0; b != METRICS_HTTP_NB; ++b)
+                out->buckets[b] += METRICS_READ(&slot->buckets[b]);
+            int status = (int)(key & 0xffff);
+            if (status >= 500 && status <= 599)
+                out->errors += count;
+        }
+    pthread_mutex_unlock(&metrics_lock);
+}
+
+uint64_t metrics_cache_total(metrics_cache_event_t e)
+{
+    uint64_t sum = 0;
+    pthread_mutex_lock(&metrics_lock);
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        for (size_t c = 0; c != METRICS_CACHE_MAX; ++c)
+            sum += METRICS_READ(&metrics_shards[i]->cache[c][e]);
+    pthread_mutex_unlock(&metrics_lock);
+    return sum;
+}
+
 /* ---- rendering ---- */
 
 typedef struct metrics_family {
@@ -262,6 +322,8 @@ static const metrics_family_t metrics_counter_families[METRICS_COUNTER_MAX] = {
                                "Sends that failed for a passing reason (5xx, network, maintenance), retried."},
     [METRICS_GRAPH_REJECTED] = {"graph_messages_rejected_total", "counter",
                                 "Sends refused for good (outside the 24 h window, invalid number, other 4xx)."},
+    [METRICS_RATELIMIT_FALLBACKS] = {"ratelimit_fallback_decisions_total", "counter",
+                                     "Rate-limit decisions made in process because Redis was unavailable."},
 };
 
 static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
@@ -277,6 +339,9 @@ static const metrics_family_t metrics_gauge_families[METRICS_GAUGE_MAX] = {
     [METRICS_QUEUE_DEAD] = {"queue_jobs_dead", "gauge", "Jobs left as failed (database-wide, sampled)."},
     [METRICS_QUEUE_OLDEST_S] = {"queue_oldest_waiting_seconds", "gauge",
                                 "How long the oldest job due to run has been waiting (database-wide, sampled)."},
+    [METRICS_RATELIMIT_FALLBACK] =
+        {"ratelimit_fallback_active", "gauge",
+         "Loop threads limiting in process because Redis is unavailable (0: shared limits)."},
 };
 
 static const metrics_family_t metrics_rtt_families[METRICS_RTT_MAX] = {
@@ -331,6 +396,23 @@ static void metrics_render_cache(strbuf_t *out)
             strbuf_printf(out, "\"} %llu\n", (unsigned long long)sum);
         }
     }
+}
+
+static void metrics_render_ratelimit(strbuf_t *out)
+{
+    static const metrics_family_t fam = {"ratelimit_requests_total", "counter",
+                                         "Requests counted by the rate limiter, by group and outcome: allowed, "
+                                         "limited (over the limit) or blocked (refused from memory of a block)."};
+    static const char *const results[METRICS_RATELIMIT_RESULT_MAX] = {"allowed", "limited", "blocked"};
+    metrics_header(out, &fam);
+    for (size_t g = 0; g != metrics_rl_ngroups; ++g)
+        for (int r = 0; r != METRICS_RATELIMIT_RESULT_MAX; ++r) {
+            uint64_t sum = 0;
+            for (size_t i = 0; i != metrics_nshards; ++i)
+                sum += METRICS_READ(&metrics_shards[i]->ratelimit[g][r]);
+            strbuf_printf(out, "%s{group=\"%s\",result=\"%s\"} %llu\n", fam.name, metrics_rl_groups[g], results[r],
+                          (unsigned long long)sum);
+        }
 }
 
 static int metrics_key_cmp(const void *a, const void *b)
@@ -440,7 +522,11 @@ void metrics_render(strbuf_t *out)
     for (int r = 0; r != METRICS_RTT_MAX; ++r)
         metrics_render_rtt(out, (metrics_rtt_t)r);
     metrics_render_cache(out);
+    metrics_render_ratelimit(out);
+    size_t nrenderers = metrics_nrenderers;
     pthread_mutex_unlock(&metrics_lock);
+    for (size_t i = 0; i != nrenderers; ++i)
+        metrics_renderers[i](out);
 
     proc_stats_t ps;
     proc_stats(&ps);
@@ -470,6 +556,7 @@ void metrics_shutdown(void)
         if (metrics_shards[i] != &metrics_fallback)
             free(metrics_shards[i]);
     metrics_nshards = 0;
+    metrics_nrenderers = 0;
     pthread_mutex_unlock(&metrics_lock);
     metrics_current = NULL;
 }

@@ -41,6 +41,7 @@ typedef enum metrics_counter {
     METRICS_GRAPH_THROTTLED,     /* sends refused for throughput or pair rate, retried later */
     METRICS_GRAPH_RETRIED,       /* sends that failed for a passing reason (5xx, network), retried */
     METRICS_GRAPH_REJECTED,      /* sends refused for good (4xx, 24 h window, invalid number) */
+    METRICS_RATELIMIT_FALLBACKS, /* limit decisions made in process because Redis was away */
     METRICS_COUNTER_MAX
 } metrics_counter_t;
 
@@ -56,6 +57,7 @@ typedef enum metrics_gauge {
     METRICS_QUEUE_RUNNING, /* jobs running */
     METRICS_QUEUE_DEAD,    /* jobs left as failed */
     METRICS_QUEUE_OLDEST_S,
+    METRICS_RATELIMIT_FALLBACK, /* loop threads limiting in process (Redis away) */
     METRICS_GAUGE_MAX
 } metrics_gauge_t;
 
@@ -79,6 +81,16 @@ typedef enum metrics_cache_event {
 
 #define METRICS_CACHE_MAX 8
 
+/* Rate limiter outcomes, counted per group (the `group` label). */
+typedef enum metrics_ratelimit_result {
+    METRICS_RATELIMIT_ALLOWED, /* within the limit */
+    METRICS_RATELIMIT_LIMITED, /* over the limit, decided by Redis (or in process while it is away) */
+    METRICS_RATELIMIT_BLOCKED, /* refused from this thread's memory of a block, without asking Redis */
+    METRICS_RATELIMIT_RESULT_MAX
+} metrics_ratelimit_result_t;
+
+#define METRICS_RATELIMIT_GROUPS 4
+
 typedef struct metrics_shard metrics_shard_t;
 
 /** Names the route templates (indexed by route id) used as the `route` label. Call once before serving. */
@@ -89,6 +101,18 @@ void metrics_cache_init(const char *const *names, size_t n);
 
 /** Counts one cache event for resource `cache` (an index given to metrics_cache_init()). */
 void metrics_cache_add(metrics_shard_t *s, unsigned cache, metrics_cache_event_t e);
+
+/** Names the rate-limit groups (at most METRICS_RATELIMIT_GROUPS), used as the `group` label. */
+void metrics_ratelimit_init(const char *const *names, size_t n);
+
+/** Counts one rate-limit outcome for group (an index given to metrics_ratelimit_init()). */
+void metrics_ratelimit_add(metrics_shard_t *s, unsigned group, metrics_ratelimit_result_t r);
+
+/**
+ * Adds a function that appends families of its own to every scrape (a module with
+ * state the registry does not hold, e.g. alerts). At most a few; call before serving.
+ */
+void metrics_add_renderer(void (*render)(strbuf_t *out));
 
 /** Creates and registers a shard for the calling thread. */
 metrics_shard_t *metrics_shard_new(void);
@@ -111,6 +135,24 @@ int metrics_method_id(const char *method, size_t len);
 
 /** Records one finished HTTP request. route is an index given to metrics_init(), or -1 for none. */
 void metrics_observe_http(metrics_shard_t *s, int route, int method, int status, uint64_t ns);
+
+/* Every HTTP request so far, all routes together (for alert rules). */
+#define METRICS_HTTP_BUCKETS 9
+typedef struct metrics_http_summary {
+    uint64_t count;
+    uint64_t sum_ns;
+    uint64_t errors;                        /* status 500-599 */
+    uint64_t buckets[METRICS_HTTP_BUCKETS]; /* per bucket, not cumulative; the rest are above the last bound */
+} metrics_http_summary_t;
+
+/** Upper bounds of the HTTP duration buckets, in seconds (METRICS_HTTP_BUCKETS of them). */
+extern const double metrics_http_bounds[METRICS_HTTP_BUCKETS];
+
+/** Sums every HTTP observation across shards. */
+void metrics_http_summary(metrics_http_summary_t *out);
+
+/** Sums one cache event across every cached resource and shard. */
+uint64_t metrics_cache_total(metrics_cache_event_t e);
 
 /** Sum of a counter or gauge across shards. */
 uint64_t metrics_counter_total(metrics_counter_t c);

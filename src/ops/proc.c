@@ -52,9 +52,13 @@ void proc_init(unsigned limit_mb)
     proc_start_wall = (double)util_wall_ns() / 1e9;
     proc_start_mono = util_now_ns();
     uint64_t physical = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
-    proc_limit = proc_cgroup_limit();
-    if (proc_limit == 0 || proc_limit > physical)
-        proc_limit = limit_mb != 0 ? (uint64_t)limit_mb * 1024 * 1024 : physical;
+    /* the tightest of the three: an operator may hold the process below its cgroup */
+    uint64_t cgroup = proc_cgroup_limit(), configured = (uint64_t)limit_mb * 1024 * 1024;
+    proc_limit = physical;
+    if (cgroup != 0 && cgroup < proc_limit)
+        proc_limit = cgroup;
+    if (configured != 0 && configured < proc_limit)
+        proc_limit = configured;
 }
 
 uint64_t proc_memory_limit(void)

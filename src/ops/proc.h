@@ -21,7 +21,7 @@ typedef struct proc_stats {
     unsigned max_fds;
 } proc_stats_t;
 
-/** Records the start time and the memory limit: the cgroup's if any, else limit_mb when non-zero, else RAM. */
+/** Records the start time and the memory limit: the least of the cgroup's, limit_mb (when non-zero) and RAM. */
 void proc_init(unsigned limit_mb);
 
 /** Fills out with current figures. Cheap enough for every health probe (two small reads). */

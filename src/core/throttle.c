@@ -1,4 +1,4 @@
-#include "auth/throttle.h"
+#include "core/throttle.h"
 #include "core/util.h"
 
 #include <pthread.h>
@@ -11,46 +11,47 @@
 typedef struct throttle_slot {
     char key[THROTTLE_KEY_MAX];
     size_t len;
-    uint64_t window_start_ns;
+    uint64_t reset_ns; /* when the window or the block ends; 0 = free */
     unsigned count;
 } throttle_slot_t;
 
 static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
 static throttle_slot_t throttle_slots[THROTTLE_SLOTS];
 
-unsigned throttle_hit(const char *key, size_t len, unsigned limit, unsigned window_s)
+unsigned throttle_hit(const char *key, size_t len, unsigned limit, uint64_t window_ms, uint64_t block_ms,
+                      uint64_t *ms_left)
 {
     if (len > THROTTLE_KEY_MAX)
         len = THROTTLE_KEY_MAX;
-    uint64_t now = util_now_ns(), window = (uint64_t)window_s * 1000000000u;
+    uint64_t now = util_now_ns();
     size_t h = (size_t)(util_hash(key, len) % THROTTLE_SLOTS);
-    unsigned wait = 0;
     pthread_mutex_lock(&throttle_lock);
-    throttle_slot_t *slot = NULL, *oldest = NULL;
+    throttle_slot_t *slot = NULL, *soonest = NULL;
     for (size_t i = 0; i != THROTTLE_PROBES; ++i) {
         throttle_slot_t *s = &throttle_slots[(h + i) % THROTTLE_SLOTS];
         if (s->len == len && memcmp(s->key, key, len) == 0) {
             slot = s;
             break;
         }
-        if (oldest == NULL || s->window_start_ns < oldest->window_start_ns)
-            oldest = s;
+        if (soonest == NULL || s->reset_ns < soonest->reset_ns)
+            soonest = s;
     }
     if (slot == NULL) {
-        slot = oldest;
+        slot = soonest;
         memcpy(slot->key, key, len);
         slot->len = len;
-        slot->window_start_ns = now;
+        slot->reset_ns = 0;
+    }
+    if (now >= slot->reset_ns) {
+        slot->reset_ns = now + window_ms * 1000000u;
         slot->count = 0;
     }
-    if (now - slot->window_start_ns >= window) {
-        slot->window_start_ns = now;
-        slot->count = 0;
-    }
-    if (++slot->count > limit)
-        wait = (unsigned)((slot->window_start_ns + window - now + 999999999u) / 1000000000u);
+    unsigned count = ++slot->count;
+    if (count == limit + 1 && block_ms != 0)
+        slot->reset_ns = now + block_ms * 1000000u;
+    *ms_left = (slot->reset_ns - now + 999999u) / 1000000u;
     pthread_mutex_unlock(&throttle_lock);
-    return wait;
+    return count;
 }
 
 void throttle_reset(void)
