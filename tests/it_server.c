@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -479,4 +480,45 @@ Test(server, connection_limit_refuses_extra_connections)
     }
     cr_assert_eq(status, 200);
     cr_assert_eq(hs_server_stop(&s), 0);
+}
+
+/* systemd's notify protocol: READY=1 once listening, WATCHDOG=1 while the loops turn, STOPPING=1 on SIGTERM. */
+Test(server, tells_systemd_ready_watchdog_and_stopping)
+{
+    char path[100], notify[160], wd[64]; /* path fits sun_path */
+    snprintf(path, sizeof(path), "%s/notify-%d.sock", getenv("STACK_DIR"), (int)getpid());
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "notify socket");
+    struct timeval tv = {0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s", path);
+    snprintf(wd, sizeof(wd), "WATCHDOG_USEC=%d", 2000000); /* fed every 0.5 s */
+    const char *env[] = {notify, wd, NULL};
+    hs_server_t s;
+    hs_server_start(&s, env);
+    int ready = 0, watchdog = 0, stopping = 0, stopped = 0;
+    double t0 = hs_now_ms();
+    while (hs_now_ms() - t0 < 10000 && !stopping) {
+        char buf[512];
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            ready |= strstr(buf, "READY=1") != NULL;
+            watchdog += strstr(buf, "WATCHDOG=1") != NULL;
+            stopping |= strstr(buf, "STOPPING=1") != NULL;
+        }
+        if (ready && watchdog >= 3 && !stopped) {
+            kill(s.pid, SIGTERM);
+            stopped = 1;
+        }
+    }
+    cr_assert(ready, "no READY=1");
+    cr_assert_geq(watchdog, 3, "the watchdog was fed %d times", watchdog);
+    cr_assert(stopping, "no STOPPING=1 after SIGTERM");
+    cr_assert_eq(hs_server_wait(&s, 20000), 0);
+    close(fd);
+    unlink(path);
 }
