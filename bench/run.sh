@@ -11,13 +11,17 @@ usage() {
 Usage: bench/run.sh
 
 Starts a private PostgreSQL + Redis (scripts/stack.sh), runs migrations,
-starts `conversa serve`, starts a private nginx answering a 15-byte JSON
-body, then runs wrk against, in order: nginx, /api/health/live, /api/health,
-/api/v1/conversations/status of the demo admin (served from the Redis cache),
-nginx again. The mean of the two nginx runs is the reference. Prints a table
-and writes it as JSON to bench/results/<UTC timestamp>.json and
-bench/results/latest.json. Everything runs on 127.0.0.1 and is stopped and
-removed on exit.
+starts two `conversa serve`: one with the rate limiter on (every limit set
+far above what wrk sends, so it counts every request in Redis and refuses
+none) and one with RATE_LIMIT=off. Starts a private nginx answering a
+15-byte JSON body, then runs wrk against, in order: nginx, /api/health/live,
+/api/health, /api/v1/conversations/status of the demo admin (served from the
+Redis cache), then that cached route again with the limiter off, on, off,
+and nginx again. The mean of the two nginx runs is the reference; the
+limiter's cost is the mean of its three "on" runs of the cached route
+against the mean of its two "off" runs. Prints a table and writes it as JSON
+to bench/results/<UTC timestamp>.json and bench/results/latest.json.
+Everything runs on 127.0.0.1 and is stopped and removed on exit.
 
 Environment:
   CONVERSA_BIN     conversa binary (default: build/conversa)
@@ -91,6 +95,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/conversa-bench.XXXXXX")
 # to enter this folder (mktemp makes it 0700).
 chmod 0755 "$tmp"
 conv_pid=""
+off_pid=""
 
 # A process that has exited but is not reaped yet (nginx's daemonized master
 # belongs to init) still answers kill -0; count it as gone.
@@ -117,6 +122,9 @@ cleanup() {
   trap - EXIT INT TERM
   if [[ -n "$conv_pid" ]]; then
     stop_pid "$conv_pid" TERM
+  fi
+  if [[ -n "$off_pid" ]]; then
+    stop_pid "$off_pid" TERM
   fi
   if [[ -s "$tmp/nginx.pid" ]]; then
     stop_pid "$(<"$tmp/nginx.pid")" TERM
@@ -228,19 +236,32 @@ if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
   cd "$ROOT"
   # A throw-away key: serve needs one, and nothing sealed with it outlives the run.
   bench_key=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  # Limits wrk cannot reach in a run: the limiter does all its work and refuses nothing.
+  high=100000000/60/60
   PORT=$conv_port DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL LOG_LEVEL=warn \
+    RATE_LIMIT_PUBLIC=$high RATE_LIMIT_TOKEN=$high RATE_LIMIT_IP=$high RATE_LIMIT_WEBHOOKS=$high \
     ACCESS_LOG=off ENCRYPTION_KEY=$bench_key "$CONVERSA_BIN" serve >"$tmp/conversa.log" 2>&1 &
   conv_pid=$!
   # Stopped by pid in cleanup; disown keeps bash from reporting its end.
   disown "$conv_pid"
-  if ! wait_http "http://127.0.0.1:$conv_port/api/health/live" 150 "$conv_pid"; then
-    show_log "$tmp/conversa.log"
-    alive "$conv_pid" || die "conversa serve exited before answering"
-    die "conversa did not answer /api/health/live on port $conv_port within 15 s"
-  fi
+  off_port=$(free_port "$conv_port")
+  PORT=$off_port DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL LOG_LEVEL=warn RATE_LIMIT=off \
+    QUEUE_CONCURRENCY=0 SEND_CONCURRENCY=0 ACCESS_LOG=off ENCRYPTION_KEY=$bench_key "$CONVERSA_BIN" serve \
+    >"$tmp/conversa-off.log" 2>&1 &
+  off_pid=$!
+  disown "$off_pid"
+  for pp in "$conv_port:$conv_pid:conversa" "$off_port:$off_pid:conversa-off"; do
+    IFS=: read -r p pid log <<<"$pp"
+    if ! wait_http "http://127.0.0.1:$p/api/health/live" 150 "$pid"; then
+      show_log "$tmp/$log.log"
+      alive "$pid" || die "conversa serve exited before answering"
+      die "conversa did not answer /api/health/live on port $p within 15 s"
+    fi
+  done
 fi
 
 nginx_port=$(free_port "$conv_port")
+while [[ "$nginx_port" == "${off_port:-0}" ]]; do nginx_port=$(free_port "$conv_port"); done
 # Workers drop to nobody when the master runs as root; otherwise nginx keeps
 # the caller's user and would warn about a user directive.
 user_line="# runs as the calling user"
@@ -283,8 +304,40 @@ if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
     "http://127.0.0.1:$conv_port/api/v1/conversations/status" | tr -d '\r' |
     awk -F': ' 'tolower($1) == "x-cache" { print $2 }')
   [[ "$cached" == HIT ]] || note "warning: /api/v1/conversations/status answered X-Cache: ${cached:-none}"
+
+  # The limiter's cost on that cached route: off and on alternate, so drift on a
+  # shared machine falls on both. The first "on" run is the one above.
+  auth="Authorization: Bearer $bench_token"
+  status_path=/api/v1/conversations/status
+  rl_on=("${rps[2]}") rl_on_p99=("${p99[2]}") rl_off=() rl_off_p99=()
+  for k in 1 2; do
+    read -r r _ b _ <<<"$(run_wrk "limiter-off-$k" "http://127.0.0.1:$off_port$status_path" "$auth")"
+    rl_off+=("$r")
+    rl_off_p99+=("$b")
+    read -r r _ b _ <<<"$(run_wrk "limiter-on-$k" "http://127.0.0.1:$conv_port$status_path" "$auth")"
+    rl_on+=("$r")
+    rl_on_p99+=("$b")
+  done
+  limited=$(curl -fsS "http://127.0.0.1:$conv_port/api/metrics" |
+    awk '/^ratelimit_requests_total\{group="(token|ip)",result="allowed"\}/ { n += $2 } END { print n + 0 }')
+  [[ "$limited" -gt 0 ]] || note "warning: the limiter counted no request: it was not on"
 fi
 read -r n2_rps n2_p50 n2_p99 _ <<<"$(run_wrk nginx-2 "$nginx_url")"
+
+avg() {
+  printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.3f", n ? s / n : 0 }'
+}
+ratelimit_json=null
+if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
+  on_rps=$(avg "${rl_on[@]}")
+  off_rps=$(avg "${rl_off[@]}")
+  on_p99=$(avg "${rl_on_p99[@]}")
+  off_p99=$(avg "${rl_off_p99[@]}")
+  overhead=$(awk -v a="$on_rps" -v b="$off_rps" 'BEGIN { printf "%.1f", (b > 0 ? 100 * (1 - a / b) : 0) }')
+  ratelimit_json=$(printf '{"route": "%s", "on_rps": %s, "off_rps": %s, "on_p99_ms": %s, "off_p99_ms": %s, "overhead_pct": %s, "on_runs": [%s], "off_runs": [%s], "requests_counted": %s}' \
+    "$status_path" "$on_rps" "$off_rps" "$on_p99" "$off_p99" "$overhead" \
+    "$(IFS=,; echo "${rl_on[*]}")" "$(IFS=,; echo "${rl_off[*]}")" "$limited")
+fi
 
 peak_rss=null
 if [[ -n "$conv_pid" ]]; then
@@ -320,6 +373,10 @@ done
 if [[ "$peak_rss" != null ]]; then
   echo "conversa peak RSS: $peak_rss MB"
 fi
+if [[ "$ratelimit_json" != null ]]; then
+  printf 'rate limiter on %s: %.0f req/s (p99 %.2f ms) on vs %.0f req/s (p99 %.2f ms) off: costs %s%% of req/s\n' \
+    "$status_path" "$on_rps" "$on_p99" "$off_rps" "$off_p99" "$overhead"
+fi
 
 date_iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -348,6 +405,7 @@ cat >"$json.tmp" <<EOF
     ]
   },
   "targets": [$targets_json],
+  "ratelimit": $ratelimit_json,
   "peak_rss_mb": $peak_rss
 }
 EOF

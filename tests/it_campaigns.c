@@ -150,6 +150,23 @@ static const char *cp_status(json_t *c)
     return json_string_value(json_object_get(json_object_get(c, "data"), "status"));
 }
 
+/* The value of one sample of the server's /api/metrics (the sample's name and labels, printf-style), or -1. */
+static double cp_metric(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static double cp_metric(const char *fmt, ...)
+{
+    char sample[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sample, sizeof(sample), fmt, ap);
+    va_end(ap);
+    hs_response_t r = hs_get(cp_srv.port, "/api/metrics");
+    const char *p = r.body != NULL ? strstr(r.body, sample) : NULL;
+    double v = p != NULL ? strtod(p + strlen(sample), NULL) : -1;
+    hs_response_free(&r);
+    return v;
+}
+
 /* Polls the campaign until done(c) or the deadline; returns the last read (caller decrefs). */
 static json_t *cp_wait(int64_t id, int (*done)(json_t *c), int ms)
 {
@@ -282,6 +299,10 @@ Test(campaigns, thousand_recipients_at_the_rate_each_once_and_statuses_follow)
     json_t *c = cp_wait(id, cp_completed, 60000);
     cr_assert(cp_completed(c), "not completed: %s", json_dumps(c, 0));
     json_decref(c);
+    /* counted per connection, with the rate of the last seconds */
+    cr_assert_eq(cp_metric("outbound_messages_total{connection=\"%s\",result=\"sent\"}", cp_conn), 1000);
+    cr_assert_eq(cp_metric("outbound_messages_total{connection=\"%s\",result=\"failed\"}", cp_conn), 0);
+    cr_assert_gt(cp_metric("outbound_send_rate{connection=\"%s\"}", cp_conn), 0);
     /* the statuses Meta sends back move every recipient to read */
     c = cp_wait(id, cp_all_read, 30000);
     cr_assert_eq(cp_progress(c, "read"), 1000, "%s", json_dumps(c, 0));
@@ -408,6 +429,7 @@ Test(campaigns, permanent_errors_recorded_with_code_and_title)
                           " AND error_title = '(#100) Invalid parameter' AND attempts = 1",
                           cp_company),
                  5);
+    cr_assert_eq(cp_metric("outbound_messages_total{connection=\"%s\",result=\"failed\"}", cp_conn), 5);
     json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
     cr_assert_eq(cp_stat(s, "requests"), 5, "permanent errors are not retried: %s", json_dumps(s, 0));
     json_decref(s);

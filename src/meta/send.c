@@ -197,6 +197,13 @@ static void send_done(send_item_t *it, const char *outcome)
     it->outcome = outcome;
 }
 
+/* A final outcome for a send: recorded later, counted per connection now. */
+static void send_final(send_batch_t *b, send_item_t *it, const char *outcome)
+{
+    metrics_outbound(b->ctx->metrics, it->conn, strcmp(outcome, "sent") == 0);
+    send_done(it, outcome);
+}
+
 /* Hands item i back to the queue, due again after delay_ms, without counting the attempt. */
 static void send_requeue(send_batch_t *b, size_t i, int64_t delay_ms, const char *why)
 {
@@ -244,7 +251,7 @@ static void send_on_result(void *data, const meta_send_result_t *res)
     case META_SEND_ACCEPTED:
         metrics_add(m, METRICS_GRAPH_ACCEPTED, 1);
         snprintf(it->wamid, sizeof(it->wamid), "%s", res->wamid);
-        send_done(it, "sent");
+        send_final(b, it, "sent");
         break;
     case META_SEND_THROTTLED:
         metrics_add(m, METRICS_GRAPH_THROTTLED, 1);
@@ -269,7 +276,7 @@ static void send_on_result(void *data, const meta_send_result_t *res)
         }
         metrics_add(m, METRICS_GRAPH_RETRIED, 1);
         if (b->jobs[i].attempt >= b->jobs[i].max_attempts) {
-            send_done(it, "failed"); /* the last attempt: failed for good, with Meta's code and title */
+            send_final(b, it, "failed"); /* the last attempt: failed for good, with Meta's code and title */
         } else {
             queue_slot_fail(b->slot, i, why);
             send_done(it, NULL);
@@ -277,7 +284,7 @@ static void send_on_result(void *data, const meta_send_result_t *res)
         break;
     case META_SEND_REJECTED:
         metrics_add(m, METRICS_GRAPH_REJECTED, 1);
-        send_done(it, "failed");
+        send_final(b, it, "failed");
         break;
     }
     send_step(b);
@@ -451,7 +458,7 @@ static void send_prepare_item(send_batch_t *b, PGresult *res, int r)
     }
     if (strcmp(action, "send") != 0) {
         snprintf(it->title, sizeof(it->title), "%s", PQgetvalue(res, r, 2));
-        send_done(it, "failed");
+        send_final(b, it, "failed");
         return;
     }
     it->conn = strtoll(PQgetvalue(res, r, 3), NULL, 10);
@@ -467,10 +474,10 @@ static void send_prepare_item(send_batch_t *b, PGresult *res, int r)
     it->token = send_token(res, r, 5);
     if (it->to == NULL || it->body == NULL) {
         snprintf(it->title, sizeof(it->title), "nothing to send");
-        send_done(it, "failed");
+        send_final(b, it, "failed");
     } else if (it->token == NULL) {
         snprintf(it->title, sizeof(it->title), "the connection's access token cannot be opened with ENCRYPTION_KEY");
-        send_done(it, "failed");
+        send_final(b, it, "failed");
     } else {
         it->state = ITEM_WAITING;
         it->wait_until_ms = 0;

@@ -3,6 +3,7 @@
 #include "core/util.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,13 +34,24 @@ typedef struct metrics_rtt_hist {
     uint64_t sum_ns;
 } metrics_rtt_hist_t;
 
+/* Sends per connection, with a per-second ring for the current rate (single writer). */
+#define METRICS_RATE_SLOTS   16
+#define METRICS_RATE_SECONDS 10
+typedef struct metrics_conn {
+    int64_t id; /* 0 = free; -1 = "other" */
+    uint64_t sent, failed;
+    uint64_t second[METRICS_RATE_SLOTS]; /* which second each slot counts */
+    uint64_t count[METRICS_RATE_SLOTS];
+} metrics_conn_t;
+
 struct metrics_shard {
     uint64_t counters[METRICS_COUNTER_MAX];
     int64_t gauges[METRICS_GAUGE_MAX];
     metrics_rtt_hist_t rtt[METRICS_RTT_MAX];
     uint64_t cache[METRICS_CACHE_MAX][METRICS_CACHE_EVENT_MAX];
     uint64_t ratelimit[METRICS_RATELIMIT_GROUPS][METRICS_RATELIMIT_RESULT_MAX];
-    uint64_t http_overflow; /* observations dropped because every slot was taken */
+    metrics_conn_t conns[METRICS_CONNECTIONS_MAX + 1]; /* the last is "other" */
+    uint64_t http_overflow;                            /* observations dropped because every slot was taken */
     metrics_hist_slot_t http[METRICS_HTTP_SLOTS];
 };
 
@@ -138,6 +150,42 @@ void metrics_ratelimit_add(metrics_shard_t *s, unsigned group, metrics_ratelimit
 {
     if (group < METRICS_RATELIMIT_GROUPS)
         METRICS_WRITE(s, METRICS_BUMP(&s->ratelimit[group][r], 1));
+}
+
+static void metrics_outbound_record(metrics_shard_t *s, int64_t conn, int sent)
+{
+    metrics_conn_t *c = &s->conns[METRICS_CONNECTIONS_MAX];
+    for (size_t i = 0; i != METRICS_CONNECTIONS_MAX; ++i) {
+        int64_t id = METRICS_READ(&s->conns[i].id);
+        if (id == 0) {
+            __atomic_store_n(&s->conns[i].id, conn, __ATOMIC_RELEASE);
+            id = conn;
+        }
+        if (id == conn) {
+            c = &s->conns[i];
+            break;
+        }
+    }
+    if (c == &s->conns[METRICS_CONNECTIONS_MAX])
+        __atomic_store_n(&c->id, -1, __ATOMIC_RELEASE);
+    if (!sent) {
+        METRICS_BUMP(&c->failed, 1);
+        return;
+    }
+    METRICS_BUMP(&c->sent, 1);
+    uint64_t sec = util_now_ns() / 1000000000u;
+    size_t k = sec % METRICS_RATE_SLOTS;
+    if (METRICS_READ(&c->second[k]) != sec) {
+        __atomic_store_n(&c->count[k], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->second[k], sec, __ATOMIC_RELAXED);
+    }
+    METRICS_BUMP(&c->count[k], 1);
+}
+
+void metrics_outbound(metrics_shard_t *s, int64_t conn, int sent)
+{
+    if (conn > 0)
+        METRICS_WRITE(s, metrics_outbound_record(s, conn, sent));
 }
 
 void metrics_add_renderer(void (*render)(strbuf_t *out))
@@ -350,6 +398,8 @@ static const metrics_family_t metrics_rtt_families[METRICS_RTT_MAX] = {
     [METRICS_RTT_JOB] = {"queue_job_duration_seconds", "histogram", "Time to run one job attempt, in seconds."},
     [METRICS_RTT_GRAPH] = {"graph_request_duration_seconds", "histogram",
                            "Round trip of one request to the WhatsApp Cloud API, in seconds."},
+    [METRICS_RTT_PG_WAIT] = {"db_pool_wait_seconds", "histogram",
+                             "Time a query waited for a PostgreSQL connection with room, in seconds."},
 };
 
 static void metrics_label_escape(strbuf_t *out, const char *s)
@@ -413,6 +463,65 @@ static void metrics_render_ratelimit(strbuf_t *out)
             strbuf_printf(out, "%s{group=\"%s\",result=\"%s\"} %llu\n", fam.name, metrics_rl_groups[g], results[r],
                           (unsigned long long)sum);
         }
+}
+
+static int metrics_i64_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void metrics_render_outbound(strbuf_t *out)
+{
+    int64_t *ids = util_malloc(sizeof(int64_t) * (METRICS_CONNECTIONS_MAX + 1) * metrics_nshards + 1);
+    size_t n = 0;
+    for (size_t i = 0; i != metrics_nshards; ++i)
+        for (size_t j = 0; j != METRICS_CONNECTIONS_MAX + 1; ++j) {
+            int64_t id = __atomic_load_n(&metrics_shards[i]->conns[j].id, __ATOMIC_ACQUIRE);
+            if (id != 0)
+                ids[n++] = id;
+        }
+    qsort(ids, n, sizeof(*ids), metrics_i64_cmp);
+    static const metrics_family_t total = {"outbound_messages_total", "counter",
+                                           "Campaign and reply messages per WhatsApp connection whose outcome is "
+                                           "final: sent (Meta accepted it) or failed."};
+    static const metrics_family_t rate = {"outbound_send_rate", "gauge",
+                                          "Messages Meta accepted per second per connection, over the last 10 s."};
+    strbuf_t rates;
+    strbuf_init(&rates);
+    metrics_header(out, &total);
+    metrics_header(&rates, &rate);
+    uint64_t now = util_now_ns() / 1000000000u;
+    for (size_t k = 0; k != n; ++k) {
+        if (k != 0 && ids[k] == ids[k - 1])
+            continue;
+        uint64_t sent = 0, failed = 0, recent = 0;
+        for (size_t i = 0; i != metrics_nshards; ++i)
+            for (size_t j = 0; j != METRICS_CONNECTIONS_MAX + 1; ++j) {
+                metrics_conn_t *c = &metrics_shards[i]->conns[j];
+                if (__atomic_load_n(&c->id, __ATOMIC_ACQUIRE) != ids[k])
+                    continue;
+                sent += METRICS_READ(&c->sent);
+                failed += METRICS_READ(&c->failed);
+                for (size_t r = 0; r != METRICS_RATE_SLOTS; ++r) {
+                    uint64_t sec = METRICS_READ(&c->second[r]);
+                    if (sec < now && sec + METRICS_RATE_SECONDS >= now) /* the last 10 whole seconds */
+                        recent += METRICS_READ(&c->count[r]);
+                }
+            }
+        char label[32];
+        if (ids[k] < 0)
+            snprintf(label, sizeof(label), "other");
+        else
+            snprintf(label, sizeof(label), "%lld", (long long)ids[k]);
+        strbuf_printf(out, "%s{connection=\"%s\",result=\"sent\"} %llu\n", total.name, label, (unsigned long long)sent);
+        strbuf_printf(out, "%s{connection=\"%s\",result=\"failed\"} %llu\n", total.name, label,
+                      (unsigned long long)failed);
+        strbuf_printf(&rates, "%s{connection=\"%s\"} %.1f\n", rate.name, label, (double)recent / METRICS_RATE_SECONDS);
+    }
+    strbuf_append(out, rates.data, rates.len);
+    strbuf_free(&rates);
+    free(ids);
 }
 
 static int metrics_key_cmp(const void *a, const void *b)
@@ -523,6 +632,7 @@ void metrics_render(strbuf_t *out)
         metrics_render_rtt(out, (metrics_rtt_t)r);
     metrics_render_cache(out);
     metrics_render_ratelimit(out);
+    metrics_render_outbound(out);
     size_t nrenderers = metrics_nrenderers;
     pthread_mutex_unlock(&metrics_lock);
     for (size_t i = 0; i != nrenderers; ++i)

@@ -66,6 +66,7 @@ typedef enum metrics_rtt {
     METRICS_RTT_REDIS,
     METRICS_RTT_JOB,
     METRICS_RTT_GRAPH,
+    METRICS_RTT_PG_WAIT, /* from a query's submission to its sending: time waiting for a connection */
     METRICS_RTT_MAX
 } metrics_rtt_t;
 
@@ -107,6 +108,16 @@ void metrics_ratelimit_init(const char *const *names, size_t n);
 
 /** Counts one rate-limit outcome for group (an index given to metrics_ratelimit_init()). */
 void metrics_ratelimit_add(metrics_shard_t *s, unsigned group, metrics_ratelimit_result_t r);
+
+/**
+ * Counts one outbound message (a campaign's or a reply) whose outcome is final, for
+ * connection conn: sent (Meta accepted it) or failed. Feeds outbound_messages_total
+ * and outbound_send_rate per connection; past METRICS_CONNECTIONS_MAX connections in a
+ * shard the rest share the label "other", so cardinality stays bounded.
+ */
+void metrics_outbound(metrics_shard_t *s, int64_t conn, int sent);
+
+#define METRICS_CONNECTIONS_MAX 64
 
 /**
  * Adds a function that appends families of its own to every scrape (a module with

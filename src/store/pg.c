@@ -29,6 +29,7 @@ typedef struct pg_query {
     int *lengths;
     int *formats;
     int prepare_pending; /* a Prepare was pipelined ahead of this query; its result comes first */
+    uint64_t queued_ns;  /* submitted */
     uint64_t sent_ns;
     PGresult *result;
     PGresult *error; /* first error result seen, if any */
@@ -411,6 +412,7 @@ static int pg_conn_send(pg_conn_t *c, pg_query_t *q)
         PQpipelineSync(c->pq) != 1)
         goto Broken;
     q->sent_ns = util_now_ns();
+    metrics_observe_rtt(pool->metrics, METRICS_RTT_PG_WAIT, q->sent_ns - q->queued_ns);
     h2o_linklist_insert(&c->inflight, &q->link);
     ++c->ninflight;
     metrics_gauge_add(pool->metrics, METRICS_PG_INFLIGHT, 1);
@@ -500,6 +502,7 @@ void pg_exec(pg_pool_t *pool, pg_stmt_t *stmt, const pg_param_t *params, size_t 
     memset(q, 0, sizeof(*q));
     *(pg_pool_t **)(q + 1) = pool;
     q->stmt = stmt;
+    q->queued_ns = util_now_ns();
     q->cb = cb;
     q->data = data;
     q->nparams = (int)nparams;
