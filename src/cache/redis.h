@@ -63,7 +63,7 @@ typedef struct redis_script {
     {                                                                                                                  \
         (src), "", 0                                                                                                   \
     }
-#define REDIS_EVAL_MAX_ARGS 64
+#define REDIS_EVAL_MAX_ARGS 128
 
 /** One script call; its storage is the caller's and must live until cb (or cancellation). */
 typedef struct redis_eval {

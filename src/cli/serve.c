@@ -37,7 +37,7 @@ static void serve_thread_start(http_thread_t *t)
     };
     t->pg = pg_pool_new(t->loop, &pc, t->metrics);
     t->redis = redis_client_new(t->loop, &serve_redis_addr, config.redis_timeout_ms, t->metrics);
-    t->ratelimit = ratelimit_new(t->redis, t->metrics);
+    t->ratelimit = ratelimit_new(t->loop, t->redis, t->metrics);
     t->workq = workq_inbox_new(t->ctx.queue);
     t->cache = cache_thread_new(t->loop, t->ctx.queue, t->redis, t->metrics);
     t->webhooks = queue_pusher_new(t->pg, META_QUEUE, config.queue_attempts, config.pg_pool_size);

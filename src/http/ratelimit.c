@@ -13,14 +13,17 @@
 #define RATELIMIT_BLOCKED_SLOTS 4096 /* per thread; a collision only costs a Redis call */
 
 /*
- * KEYS[i]: a counter; ARGV[3i-2..3i]: its points, window ms and block ms.
+ * KEYS[i]: a counter; ARGV[1..12]: points, window ms and block ms of each group;
+ * ARGV[12 + i]: the group (0-3) of KEYS[i]. Keys are counted in order, so a key given
+ * twice (two requests of one client in a turn) counts twice, as two calls would.
  * Returns, per key, the count so far and the ms until the key resets.
  */
 static const char ratelimit_source[] = "local out = {}\n"
                                        "for i = 1, #KEYS do\n"
-                                       "  local points = tonumber(ARGV[3 * i - 2])\n"
-                                       "  local window = tonumber(ARGV[3 * i - 1])\n"
-                                       "  local block = tonumber(ARGV[3 * i])\n"
+                                       "  local g = 3 * tonumber(ARGV[12 + i])\n"
+                                       "  local points = tonumber(ARGV[g + 1])\n"
+                                       "  local window = tonumber(ARGV[g + 2])\n"
+                                       "  local block = tonumber(ARGV[g + 3])\n"
                                        "  local n = redis.call('INCR', KEYS[i])\n"
                                        "  local ttl = window\n"
                                        "  if n == 1 then\n"
@@ -47,10 +50,33 @@ typedef struct ratelimit_blocked {
     uint64_t until_ns;
 } ratelimit_blocked_t;
 
+/* Every key of a turn's checks: 1 + 12 + 2 per key arguments must fit a script call. */
+#define RATELIMIT_BATCH_KEYS ((REDIS_EVAL_MAX_ARGS - 13) / 2)
+
+/* One call of the script for the checks of one loop turn. Owns copies of its keys (a
+ * NOSCRIPT answer sends them again); a check cancelled meanwhile leaves a NULL. */
+typedef struct ratelimit_batch {
+    ratelimit_t *rl;
+    size_t ncalls, nkeys;
+    ratelimit_call_t *calls[RATELIMIT_BATCH_KEYS];
+    size_t first_key[RATELIMIT_BATCH_KEYS];
+    char keys[RATELIMIT_BATCH_KEYS][RATELIMIT_KEY_MAX + 16];
+    char groups[RATELIMIT_BATCH_KEYS][2];
+    char limits[12][24];
+    char numkeys[8];
+    const char *argv[REDIS_EVAL_MAX_ARGS];
+    size_t argvlen[REDIS_EVAL_MAX_ARGS];
+    redis_eval_t eval;
+} ratelimit_batch_t;
+
 struct ratelimit {
+    h2o_loop_t *loop;
     redis_client_t *redis;
     metrics_shard_t *metrics;
-    int fallback; /* the last decision was made in process */
+    int fallback;              /* the last decision was made in process */
+    ratelimit_batch_t *open;   /* gathering this turn's checks */
+    h2o_timeout_t end_of_turn; /* zero: runs after this turn's I/O */
+    h2o_timeout_entry_t flush;
     ratelimit_blocked_t blocked[RATELIMIT_BLOCKED_SLOTS];
 };
 
@@ -73,18 +99,29 @@ static void ratelimit_init_metrics(void)
     metrics_ratelimit_init(ratelimit_names, RATELIMIT_GROUP_MAX);
 }
 
-ratelimit_t *ratelimit_new(redis_client_t *redis, metrics_shard_t *metrics)
+static void ratelimit_on_flush(h2o_timeout_entry_t *entry);
+
+ratelimit_t *ratelimit_new(h2o_loop_t *loop, redis_client_t *redis, metrics_shard_t *metrics)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, ratelimit_init_metrics);
     ratelimit_t *rl = util_calloc(1, sizeof(*rl));
+    rl->loop = loop;
     rl->redis = redis;
     rl->metrics = metrics;
+    h2o_timeout_init(loop, &rl->end_of_turn, 0);
+    rl->flush.cb = ratelimit_on_flush;
     return rl;
 }
 
 void ratelimit_free(ratelimit_t *rl)
 {
+    if (rl == NULL)
+        return;
+    if (h2o_timeout_is_linked(&rl->flush))
+        h2o_timeout_unlink(&rl->flush);
+    h2o_timeout_dispose(rl->loop, &rl->end_of_turn);
+    free(rl->open); /* its checks were cancelled with their requests */
     free(rl);
 }
 
@@ -145,27 +182,81 @@ static void ratelimit_local(ratelimit_call_t *c)
     ratelimit_decide(c, counts, ms_left);
 }
 
-static void ratelimit_on_reply(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
+static void ratelimit_call_cancel(waiter_t *w)
 {
-    ratelimit_call_t *c = data;
+    ratelimit_call_t *c = util_container_of(w, ratelimit_call_t, waiter);
+    c->batch->calls[c->slot] = NULL;
+}
+
+static void ratelimit_batch_on_reply(void *data, redisReply *reply, const char *error, uint64_t rtt_ns)
+{
+    ratelimit_batch_t *b = data;
     (void)rtt_ns;
-    if (error != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 * c->n) {
+    int usable = error == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * b->nkeys;
+    for (size_t i = 0; usable && i != reply->elements; ++i)
+        usable = reply->element[i]->type == REDIS_REPLY_INTEGER;
+    if (!usable)
         log_debug("ratelimit", "Redis answer unusable (%s)", error != NULL ? error : "unexpected reply");
-        ratelimit_local(c);
-        return;
-    }
-    uint64_t counts[RATELIMIT_KEYS], ms_left[RATELIMIT_KEYS];
-    for (size_t i = 0; i != c->n; ++i) {
-        redisReply *n = reply->element[2 * i], *t = reply->element[2 * i + 1];
-        if (n->type != REDIS_REPLY_INTEGER || t->type != REDIS_REPLY_INTEGER) {
+    else
+        ratelimit_set_fallback(b->rl, 0);
+    for (size_t k = 0; k != b->ncalls; ++k) {
+        ratelimit_call_t *c = b->calls[k];
+        if (c == NULL)
+            continue; /* its request is gone */
+        waiter_detach(&c->waiter);
+        if (!usable) {
             ratelimit_local(c);
-            return;
+            continue;
         }
-        counts[i] = n->integer > 0 ? (uint64_t)n->integer : 0;
-        ms_left[i] = t->integer > 0 ? (uint64_t)t->integer : 0;
+        uint64_t counts[RATELIMIT_KEYS], ms_left[RATELIMIT_KEYS];
+        for (size_t i = 0; i != c->n; ++i) {
+            long long n = reply->element[2 * (b->first_key[k] + i)]->integer,
+                      t = reply->element[2 * (b->first_key[k] + i) + 1]->integer;
+            counts[i] = n > 0 ? (uint64_t)n : 0;
+            ms_left[i] = t > 0 ? (uint64_t)t : 0;
+        }
+        ratelimit_decide(c, counts, ms_left);
     }
-    ratelimit_set_fallback(c->rl, 0);
-    ratelimit_decide(c, counts, ms_left);
+    free(b);
+}
+
+/* Sends the gathered checks as one call of the script. */
+static void ratelimit_send(ratelimit_t *rl)
+{
+    ratelimit_batch_t *b = rl->open;
+    rl->open = NULL;
+    if (h2o_timeout_is_linked(&rl->flush))
+        h2o_timeout_unlink(&rl->flush);
+    if (b == NULL)
+        return;
+    int k = 0;
+    snprintf(b->numkeys, sizeof(b->numkeys), "%zu", b->nkeys);
+    b->argv[k] = b->numkeys;
+    b->argvlen[k++] = strlen(b->numkeys);
+    for (size_t i = 0; i != b->nkeys; ++i) {
+        b->argv[k] = b->keys[i];
+        b->argvlen[k++] = strlen(b->keys[i]);
+    }
+    for (int g = 0; g != RATELIMIT_GROUP_MAX; ++g) {
+        const config_limit_t *lim = ratelimit_limit((ratelimit_group_t)g);
+        snprintf(b->limits[3 * g], 24, "%u", lim->points);
+        snprintf(b->limits[3 * g + 1], 24, "%llu", (unsigned long long)lim->duration_s * 1000);
+        snprintf(b->limits[3 * g + 2], 24, "%llu", (unsigned long long)lim->block_s * 1000);
+        for (int j = 0; j != 3; ++j) {
+            b->argv[k] = b->limits[3 * g + j];
+            b->argvlen[k++] = strlen(b->limits[3 * g + j]);
+        }
+    }
+    for (size_t i = 0; i != b->nkeys; ++i) {
+        b->argv[k] = b->groups[i];
+        b->argvlen[k++] = 1;
+    }
+    redis_eval(rl->redis, &b->eval, &ratelimit_script, k, b->argv, b->argvlen, ratelimit_batch_on_reply, b, NULL);
+}
+
+static void ratelimit_on_flush(h2o_timeout_entry_t *entry)
+{
+    ratelimit_send(util_container_of(entry, ratelimit_t, flush));
 }
 
 void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratelimit_group_t *groups,
@@ -173,10 +264,12 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
 {
     if (n < 1 || n > RATELIMIT_KEYS)
         util_fatal("ratelimit_check: %zu keys", n);
+    memset(&c->waiter, 0, sizeof(c->waiter));
     c->rl = rl;
     c->cb = cb;
     c->data = data;
     c->n = n;
+    c->batch = NULL;
     uint64_t now = util_now_ns(), blocked_ns = 0;
     for (size_t i = 0; i != n; ++i) {
         c->groups[i] = groups[i];
@@ -199,32 +292,32 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
         cb(data, &v);
         return;
     }
-    if (rl->redis == NULL) {
+    if (rl->redis == NULL || !redis_client_ready(rl->redis)) {
         ratelimit_local(c);
         return;
     }
-    int k = 0;
-    snprintf(c->nums[0], sizeof(c->nums[0]), "%zu", n);
-    c->argv[k] = c->nums[0];
-    c->argvlen[k++] = strlen(c->nums[0]);
-    for (size_t i = 0; i != n; ++i) {
-        c->argv[k] = c->keys[i];
-        c->argvlen[k++] = strlen(c->keys[i]);
+    ratelimit_batch_t *b = rl->open;
+    if (b != NULL && (b->ncalls == RATELIMIT_BATCH_KEYS || b->nkeys + n > RATELIMIT_BATCH_KEYS)) {
+        ratelimit_send(rl);
+        b = NULL;
     }
-    for (size_t i = 0; i != n; ++i) {
-        const config_limit_t *lim = ratelimit_limit(groups[i]);
-        char *p = c->nums[1 + 3 * i], *d = c->nums[2 + 3 * i], *b = c->nums[3 + 3 * i];
-        snprintf(p, 24, "%u", lim->points);
-        snprintf(d, 24, "%llu", (unsigned long long)lim->duration_s * 1000);
-        snprintf(b, 24, "%llu", (unsigned long long)lim->block_s * 1000);
-        c->argv[k] = p;
-        c->argvlen[k++] = strlen(p);
-        c->argv[k] = d;
-        c->argvlen[k++] = strlen(d);
-        c->argv[k] = b;
-        c->argvlen[k++] = strlen(b);
+    if (b == NULL) {
+        b = rl->open = util_malloc(sizeof(*b));
+        b->rl = rl;
+        b->ncalls = b->nkeys = 0;
+        h2o_timeout_link(rl->loop, &rl->end_of_turn, &rl->flush);
     }
-    redis_eval(rl->redis, &c->eval, &ratelimit_script, k, c->argv, c->argvlen, ratelimit_on_reply, c, waiters);
+    c->batch = b;
+    c->slot = b->ncalls;
+    b->calls[b->ncalls] = c;
+    b->first_key[b->ncalls++] = b->nkeys;
+    for (size_t i = 0; i != n; ++i) {
+        memcpy(b->keys[b->nkeys], c->keys[i], sizeof(c->keys[i]));
+        b->groups[b->nkeys][0] = (char)('0' + groups[i]);
+        b->groups[b->nkeys++][1] = '\0';
+    }
+    c->waiter.cancel = ratelimit_call_cancel;
+    waiter_attach(&c->waiter, waiters);
 }
 
 void ratelimit_headers(const ratelimit_verdict_t *v, char *policy, size_t policy_cap, char *state, size_t state_cap)

@@ -11,8 +11,11 @@
  * without a valid token, WEBHOOK per address for Meta's deliveries, and for
  * authenticated traffic TOKEN per bearer token under the IP ceiling per address.
  *
- * A key Redis reported over its limit is remembered on the loop thread until its
- * block ends, so a flood costs no Redis call per request. Redis away (error, timeout,
+ * Checks made during one turn of the event loop go to Redis together, as one call of
+ * the script at the end of the turn (keys in arrival order, so counting is exactly
+ * what one call each would do): under load the script's fixed cost is paid once per
+ * turn, not once per request. A key Redis reported over its limit is remembered on
+ * the loop thread until its block ends, so a flood costs no Redis call per request. Redis away (error, timeout,
  * not connected): this process's own counters (core/throttle.h) decide with the same
  * settings, and ratelimit_fallback_active says so.
  *
@@ -25,6 +28,7 @@
 #include <stdint.h>
 
 #include "cache/redis.h"
+#include "core/waiter.h"
 
 typedef enum ratelimit_group {
     RATELIMIT_PUBLIC,
@@ -52,6 +56,8 @@ typedef struct ratelimit_verdict {
 
 typedef void (*ratelimit_cb)(void *data, const ratelimit_verdict_t *v);
 
+struct ratelimit_batch;
+
 /** One check in progress; the caller's storage, alive until the callback or cancellation. */
 typedef struct ratelimit_call {
     ratelimit_t *rl;
@@ -60,15 +66,18 @@ typedef struct ratelimit_call {
     size_t n;
     ratelimit_group_t groups[RATELIMIT_KEYS];
     char keys[RATELIMIT_KEYS][RATELIMIT_KEY_MAX + 16];
-    char nums[1 + RATELIMIT_KEYS * 3][24];
-    const char *argv[1 + RATELIMIT_KEYS * 4];
-    size_t argvlen[1 + RATELIMIT_KEYS * 4];
-    redis_eval_t eval;
+    waiter_t waiter;
+    struct ratelimit_batch *batch; /* the Redis call it is part of */
+    size_t slot;                   /* its place there */
 } ratelimit_call_t;
 
-/** A limiter for one loop thread, talking to Redis through redis (may be NULL: in process only). */
-ratelimit_t *ratelimit_new(redis_client_t *redis, struct metrics_shard *metrics);
+/**
+ * A limiter for one loop thread, talking to Redis through redis (may be NULL: in
+ * process only). Checks are sent at the end of the loop's turn.
+ */
+ratelimit_t *ratelimit_new(h2o_loop_t *loop, redis_client_t *redis, struct metrics_shard *metrics);
 
+/** Sends what is gathered, then frees; answers still to come are dropped (call after the requests are gone). */
 void ratelimit_free(ratelimit_t *rl);
 
 /**
