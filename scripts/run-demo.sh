@@ -52,7 +52,9 @@ fake_port=$((port + 80))
 nohup "$bin" fake-meta --port "$fake_port" --window open --app-secret demo-app-secret \
     --webhook-url "http://127.0.0.1:$port/api/webhooks/meta/demo" >>"$data/fake-meta.log" 2>&1 &
 echo $! >"$data/fake-meta.pid"
-PORT=$port META_GRAPH_URL="http://127.0.0.1:$fake_port" nohup "$bin" serve >>"$data/conversa.log" 2>&1 &
+# This machine is the demo's monitor: its scrapes and liveness probes are not rate limited.
+PORT=$port META_GRAPH_URL="http://127.0.0.1:$fake_port" RATE_LIMIT_EXEMPT="${RATE_LIMIT_EXEMPT-127.0.0.1 ::1}" \
+  nohup "$bin" serve >>"$data/conversa.log" 2>&1 &
 echo $! >"$data/conversa.pid"
 for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:$port/api/health/live" >/dev/null 2>&1; then break; fi

@@ -270,23 +270,27 @@ Test(ratelimit, webhooks_have_their_own_limit_and_scrapers_can_be_exempt)
     cr_assert_eq(status_from(s.port, "/api/webhooks/meta/no-such-slug?hub.mode=subscribe", NULL), 429);
     /* the public group is untouched by the webhooks' count */
     for (int i = 0; i != 3; ++i)
-        cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 200);
-    cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 429);
-    /* while the configured scraper reads /api/metrics as often as it likes */
-    for (int i = 0; i != 10; ++i)
+        cr_assert_eq(status_from(s.port, "/api/health", NULL), 200);
+    cr_assert_eq(status_from(s.port, "/api/health", NULL), 429);
+    /* while the configured monitor scrapes /api/metrics and probes liveness as often as it likes */
+    for (int i = 0; i != 10; ++i) {
         cr_assert_eq(status_from(s.port, "/api/metrics", NULL), 200);
+        cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 200);
+    }
     hs_server_stop(&s);
 }
 
-Test(ratelimit, metrics_are_limited_for_everyone_else)
+Test(ratelimit, metrics_and_liveness_are_limited_for_everyone_else)
 {
     const char *env[] = {"RATE_LIMIT_PUBLIC=3/60/60", "RATE_LIMIT_EXEMPT=192.0.2.0/24", NULL};
     hs_server_t s;
     hs_server_start(&s, env);
     clear_counters();
-    for (int i = 0; i != 3; ++i)
+    for (int i = 0; i != 2; ++i)
         cr_assert_eq(status_from(s.port, "/api/metrics", NULL), 200);
+    cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 200);
     cr_assert_eq(status_from(s.port, "/api/metrics", NULL), 429);
+    cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 429);
     hs_server_stop(&s);
 }
 
@@ -297,8 +301,8 @@ Test(ratelimit, redis_stopped_the_process_still_limits)
     hs_server_start(&s, env);
     cr_assert_eq(hs_stack("redis-stop"), 0);
     for (int i = 0; i != 5; ++i)
-        cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 200, "request %d", i + 1);
-    hs_response_t r = hs_get(s.port, "/api/health/live");
+        cr_assert_eq(status_from(s.port, "/api/health", NULL), 200, "request %d", i + 1);
+    hs_response_t r = hs_get(s.port, "/api/health");
     assert_429(&r, "\"default\";q=5;w=60", 60);
     hs_response_free(&r);
     hs_response_t m = hs_get(s.port, "/api/metrics");

@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cidr.h"
 #include "core/config.h"
+#include "core/throttle.h"
 #include "core/util.h"
+#include "http/peer.h"
 #include "http/router.h"
 #include "ops/metrics.h"
 #include "ops/proc.h"
@@ -121,6 +124,98 @@ Test(config, defaults_and_bad_values)
     cr_assert_eq(load_with("MAX_BODY_BYTES", "99999999999999999999"), -1);
     cr_assert_eq(load_with("ACCESS_LOG", "off"), 0);
     cr_assert_eq(config.access_log, 0);
+}
+
+Test(config, rate_limits_proxies_and_alerts)
+{
+    clearenv();
+    cr_assert_eq(config_load(), 0);
+    cr_assert_eq(config.limit_public.points, 100);
+    cr_assert_eq(config.limit_public.duration_s, 60);
+    cr_assert_eq(config.limit_public.block_s, 60);
+    cr_assert_eq(config.limit_token.points, 1200);
+    cr_assert_eq(config.limit_ip.points, 6000);
+    cr_assert_eq(config.trusted_proxies.n, 0);
+    cr_assert_eq(load_with("RATE_LIMIT_PUBLIC", "5/2"), 0);
+    cr_assert(config.limit_public.points == 5 && config.limit_public.duration_s == 2 &&
+              config.limit_public.block_s == 0);
+    const char *bad[] = {"5", "5/", "5/0", "0/60", "/60", "5/60/", "5/60/60/1", "-5/60", "5 /60", "a/b", "5/60/x"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+        cr_assert_eq(load_with("RATE_LIMIT_TOKEN", bad[i]), -1, "%s accepted", bad[i]);
+    cr_assert_eq(load_with("TRUSTED_PROXIES", "10.0.0.0/8, ::1 192.168.1.7"), 0);
+    cr_assert_eq(config.trusted_proxies.n, 3);
+    const char *bad_cidrs[] = {"10.0.0.0/33", "::1/129", "example.com", "10.0.0.0/", "10.0.0.0/8x", "1.2.3"};
+    for (size_t i = 0; i != sizeof(bad_cidrs) / sizeof(bad_cidrs[0]); ++i)
+        cr_assert_eq(load_with("TRUSTED_PROXIES", bad_cidrs[i]), -1, "%s accepted", bad_cidrs[i]);
+    cr_assert_eq(load_with("ALERT_WEBHOOK_URL", "hooks.slack.com/x"), -1);
+    cr_assert_eq(load_with("ALERT_MEMORY_PERCENT", "101"), -1);
+    cr_assert_eq(load_with("ALERT_INTERVAL_MS", "5"), -1);
+}
+
+static cidr_addr_t addr(const char *s)
+{
+    cidr_addr_t a;
+    cr_assert_eq(cidr_addr_parse(s, strlen(s), &a), 0, "%s", s);
+    return a;
+}
+
+Test(cidr, match_v4_v6_and_mapped)
+{
+    cidr_list_t l;
+    const char *bad = NULL;
+    cr_assert_eq(cidr_list_parse("10.1.2.3/8,2001:db8::/32 127.0.0.1", &l, &bad), 0);
+    cidr_addr_t a = addr("10.255.0.1"), b = addr("11.0.0.1"), c = addr("2001:db8:1::5"), d = addr("::ffff:10.0.0.9");
+    cr_assert(cidr_list_match(&l, &a));
+    cr_assert(!cidr_list_match(&l, &b));
+    cr_assert(cidr_list_match(&l, &c));
+    cr_assert(cidr_list_match(&l, &d), "an IPv4-mapped address matches its IPv4 network");
+    char text[64];
+    cidr_addr_format(&d, text, sizeof(text));
+    cr_assert_str_eq(text, "10.0.0.9");
+    cr_assert_eq(cidr_list_parse("10.0.0.0/8, nope", &l, &bad), -1);
+    cr_assert_str_eq(bad, "nope");
+}
+
+/* The client behind X-Forwarded-For values, from peer, with 10.0.0.0/8 trusted. */
+static const char *client(const char *peer, const char *xff1, const char *xff2)
+{
+    static char out[64];
+    cidr_list_t trusted;
+    cr_assert_eq(cidr_list_parse("10.0.0.0/8", &trusted, NULL), 0);
+    h2o_iovec_t v[2] = {h2o_iovec_init(xff1, xff1 ? strlen(xff1) : 0), h2o_iovec_init(xff2, xff2 ? strlen(xff2) : 0)};
+    cidr_addr_t p = addr(peer), c;
+    http_peer_resolve(&p, v, xff2 != NULL ? 2 : xff1 != NULL ? 1 : 0, &trusted, &c);
+    cidr_addr_format(&c, out, sizeof(out));
+    return out;
+}
+
+Test(peer, forwarded_for_only_from_trusted_peers_right_to_left)
+{
+    cr_assert_str_eq(client("203.0.113.5", "1.1.1.1", NULL), "203.0.113.5", "untrusted peer: header ignored");
+    cr_assert_str_eq(client("10.0.0.2", NULL, NULL), "10.0.0.2");
+    cr_assert_str_eq(client("10.0.0.2", "1.1.1.1", NULL), "1.1.1.1");
+    cr_assert_str_eq(client("10.0.0.2", "6.6.6.6, 1.1.1.1", NULL), "1.1.1.1", "the client's own prefix is ignored");
+    cr_assert_str_eq(client("10.0.0.2", "1.1.1.1, 10.9.9.9", NULL), "1.1.1.1", "trusted hops are skipped");
+    cr_assert_str_eq(client("10.0.0.2", "6.6.6.6", "1.1.1.1"), "1.1.1.1", "several headers read as one list");
+    cr_assert_str_eq(client("10.0.0.2", "10.1.1.1, 10.2.2.2", NULL), "10.1.1.1", "all trusted: the left-most");
+    cr_assert_str_eq(client("10.0.0.2", "1.1.1.1:5555", NULL), "1.1.1.1");
+    cr_assert_str_eq(client("10.0.0.2", "[2001:db8::7]", NULL), "2001:db8::7");
+    cr_assert_str_eq(client("10.0.0.2", "1.1.1.1, garbage", NULL), "10.0.0.2", "garbage stops at the proxy");
+    cr_assert_str_eq(client("10.0.0.2", "1.1.1.1,,", NULL), "1.1.1.1");
+}
+
+Test(throttle, window_then_block)
+{
+    throttle_reset();
+    uint64_t ms;
+    for (unsigned i = 1; i <= 3; ++i)
+        cr_assert_eq(throttle_hit("k", 1, 3, 1000, 5000, &ms), i);
+    cr_assert(ms <= 1000);
+    cr_assert_eq(throttle_hit("k", 1, 3, 1000, 5000, &ms), 4, "over the limit");
+    cr_assert(ms > 4000 && ms <= 5000, "blocked for the block, %llu ms left", (unsigned long long)ms);
+    cr_assert_eq(throttle_hit("k", 1, 3, 1000, 5000, &ms), 5);
+    cr_assert(ms > 4000, "the block does not restart");
+    cr_assert_eq(throttle_hit("other", 5, 3, 1000, 5000, &ms), 1, "keys are apart");
 }
 
 Test(util, json_escape)

@@ -3,7 +3,7 @@
 
 const http_route_t api_routes[] = {
     {"GET", "/api/health", api_health_get},
-    {"GET", "/api/health/live", api_health_live},
+    {"GET", "/api/health/live", api_health_live, HTTP_PUBLIC, HTTP_LIMIT_SCRAPE},
     {"GET", "/api/metrics", api_metrics_get, HTTP_PUBLIC, HTTP_LIMIT_SCRAPE},
     {"POST", "/api/v1/auth/login", api_auth_login},
     {"DELETE", "/api/v1/auth/token", api_auth_logout, HTTP_AUTH},

@@ -67,8 +67,8 @@ typedef struct config {
     config_limit_t limit_webhook; /* RATE_LIMIT_WEBHOOKS: per address, Meta's webhook deliveries */
     config_limit_t limit_token;   /* RATE_LIMIT_TOKEN: per bearer token */
     config_limit_t limit_ip;      /* RATE_LIMIT_IP: per address, the ceiling over authenticated traffic */
-    cidr_list_t limit_exempt;     /* RATE_LIMIT_EXEMPT: scrapers whose GET /api/metrics is not limited */
-    cidr_list_t trusted_proxies;  /* TRUSTED_PROXIES: peers whose X-Forwarded-For is believed */
+    cidr_list_t limit_exempt; /* RATE_LIMIT_EXEMPT: monitors whose /api/metrics and /api/health/live are not limited */
+    cidr_list_t trusted_proxies; /* TRUSTED_PROXIES: peers whose X-Forwarded-For is believed */
     /* Alerts (src/ops/alerts.h) */
     unsigned alert_interval_ms;       /* ALERT_INTERVAL_MS: evaluation period */
     unsigned alert_window_s;          /* ALERT_WINDOW_SECONDS: the sliding window rates are taken over */

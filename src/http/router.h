@@ -29,7 +29,7 @@ enum {
 enum {
     HTTP_LIMIT_PUBLIC = 0,  /* the public group, per client address */
     HTTP_LIMIT_WEBHOOK = 1, /* Meta's deliveries: the webhooks group */
-    HTTP_LIMIT_SCRAPE = 2,  /* the public group, except for RATE_LIMIT_EXEMPT scrapers */
+    HTTP_LIMIT_SCRAPE = 2,  /* the public group, except for RATE_LIMIT_EXEMPT monitors (scrapes, liveness probes) */
 };
 
 typedef struct http_route {
