@@ -33,6 +33,13 @@ static void restore_stack(void)
 
 TestSuite(ratelimit, .init = clear_counters, .fini = restore_stack, .timeout = 120);
 
+/* A server with the limits in env, its start-up probes forgotten. */
+static void start(hs_server_t *s, const char *const *env)
+{
+    hs_server_start(s, env);
+    clear_counters();
+}
+
 /* GET path with an optional X-Forwarded-For; returns the response (caller frees). */
 static hs_response_t get_from(int port, const char *path, const char *xff)
 {
@@ -86,8 +93,7 @@ Test(ratelimit, plan_check_120_requests_give_exactly_100_then_429s)
 {
     const char *env[] = {"RATE_LIMIT_PUBLIC=100/60/60", "RATE_LIMIT_EXEMPT=127.0.0.1", NULL};
     hs_server_t s;
-    hs_server_start(&s, env);
-    clear_counters();
+    start(&s, env);
     int ok = 0, limited = 0, first_limited = -1;
     for (int i = 0; i != 120; ++i) {
         hs_response_t r = hs_get(s.port, "/api/health");
@@ -147,8 +153,7 @@ Test(ratelimit, block_lasts_its_duration_then_lifts)
     /* 5 per 2 s, and the one that goes over blocks for 3 s: longer than the window */
     const char *env[] = {"RATE_LIMIT_PUBLIC=5/2/3", NULL};
     hs_server_t s;
-    hs_server_start(&s, env);
-    clear_counters();
+    start(&s, env);
     for (int i = 0; i != 5; ++i)
         cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 200);
     hs_response_t r = hs_get(s.port, "/api/health/live");
@@ -178,8 +183,7 @@ Test(ratelimit, forwarded_for_from_an_untrusted_peer_changes_nothing)
 {
     const char *env[] = {"RATE_LIMIT_PUBLIC=5/60/60", "TRUSTED_PROXIES=", NULL};
     hs_server_t s;
-    hs_server_start(&s, env);
-    clear_counters();
+    start(&s, env);
     char xff[64];
     for (int i = 0; i != 5; ++i) {
         snprintf(xff, sizeof(xff), "203.0.113.%d", i + 1);
@@ -195,8 +199,7 @@ Test(ratelimit, forwarded_for_from_a_trusted_proxy_is_honoured_right_to_left)
 {
     const char *env[] = {"RATE_LIMIT_PUBLIC=5/60/60", "TRUSTED_PROXIES=127.0.0.0/8, 10.1.0.0/16", NULL};
     hs_server_t s;
-    hs_server_start(&s, env);
-    clear_counters();
+    start(&s, env);
     for (int i = 0; i != 5; ++i)
         cr_assert_eq(status_from(s.port, "/api/health/live", "192.0.2.10"), 200);
     cr_assert_eq(status_from(s.port, "/api/health/live", "192.0.2.10"), 429);
@@ -261,8 +264,7 @@ Test(ratelimit, webhooks_have_their_own_limit_and_scrapers_can_be_exempt)
     const char *env[] = {"RATE_LIMIT_PUBLIC=3/60/60", "RATE_LIMIT_WEBHOOKS=6/60/60", "RATE_LIMIT_EXEMPT=127.0.0.1",
                          NULL};
     hs_server_t s;
-    hs_server_start(&s, env);
-    clear_counters();
+    start(&s, env);
     for (int i = 0; i != 6; ++i) {
         long st = status_from(s.port, "/api/webhooks/meta/no-such-slug?hub.mode=subscribe", NULL);
         cr_assert(st != 429 && st != 0, "webhook request %d: %ld", i + 1, st);
@@ -284,8 +286,7 @@ Test(ratelimit, metrics_and_liveness_are_limited_for_everyone_else)
 {
     const char *env[] = {"RATE_LIMIT_PUBLIC=3/60/60", "RATE_LIMIT_EXEMPT=192.0.2.0/24", NULL};
     hs_server_t s;
-    hs_server_start(&s, env);
-    clear_counters();
+    start(&s, env);
     for (int i = 0; i != 2; ++i)
         cr_assert_eq(status_from(s.port, "/api/metrics", NULL), 200);
     cr_assert_eq(status_from(s.port, "/api/health/live", NULL), 200);

@@ -470,6 +470,27 @@ static void alerts_json_number(strbuf_t *out, double v)
         strbuf_puts(out, "null");
 }
 
+/* One alert as a JSON object: state NULL for an active one (with its threshold). */
+static void alerts_json_item(strbuf_t *out, int comma, size_t rule, const char *state, const char *message,
+                             double value, double threshold, const char *time_name, uint64_t wall_ns)
+{
+    strbuf_printf(out, "%s{\"rule\":\"%s\",\"level\":\"%s\",", comma ? "," : "", alerts_rules[rule].name,
+                  alerts_rules[rule].level);
+    if (state != NULL)
+        strbuf_printf(out, "\"state\":\"%s\",", state);
+    strbuf_puts(out, "\"message\":\"");
+    strbuf_json_escape(out, message, strlen(message));
+    strbuf_puts(out, "\",\"value\":");
+    alerts_json_number(out, value);
+    if (state == NULL) {
+        strbuf_puts(out, ",\"threshold\":");
+        alerts_json_number(out, threshold);
+    }
+    strbuf_printf(out, ",\"%s\":\"", time_name);
+    alerts_time(out, wall_ns);
+    strbuf_puts(out, "\"}");
+}
+
 void alerts_render_json(strbuf_t *out)
 {
     pthread_mutex_lock(&alerts_lock);
@@ -479,30 +500,14 @@ void alerts_render_json(strbuf_t *out)
         const alerts_state_t *st = &alerts_states[i];
         if (!st->firing)
             continue;
-        strbuf_printf(out, "%s{\"rule\":\"%s\",\"level\":\"%s\",\"message\":\"", first ? "" : ",", alerts_rules[i].name,
-                      alerts_rules[i].level);
-        strbuf_json_escape(out, st->message, strlen(st->message));
-        strbuf_puts(out, "\",\"value\":");
-        alerts_json_number(out, st->value);
-        strbuf_puts(out, ",\"threshold\":");
-        alerts_json_number(out, st->threshold);
-        strbuf_puts(out, ",\"since\":\"");
-        alerts_time(out, st->since_wall_ns);
-        strbuf_puts(out, "\"}");
+        alerts_json_item(out, !first, i, NULL, st->message, st->value, st->threshold, "since", st->since_wall_ns);
         first = 0;
     }
     strbuf_puts(out, "],\"recent\":[");
     size_t n = alerts_nrecent < ALERTS_RECENT ? alerts_nrecent : ALERTS_RECENT;
     for (size_t k = 0; k != n; ++k) { /* newest first */
         const alerts_event_t *e = &alerts_recent[(alerts_nrecent - 1 - k) % ALERTS_RECENT];
-        strbuf_printf(out, "%s{\"rule\":\"%s\",\"level\":\"%s\",\"state\":\"%s\",\"message\":\"", k ? "," : "",
-                      alerts_rules[e->rule].name, alerts_rules[e->rule].level, e->state);
-        strbuf_json_escape(out, e->message, strlen(e->message));
-        strbuf_puts(out, "\",\"value\":");
-        alerts_json_number(out, e->value);
-        strbuf_puts(out, ",\"at\":\"");
-        alerts_time(out, e->at_wall_ns);
-        strbuf_puts(out, "\"}");
+        alerts_json_item(out, k != 0, e->rule, e->state, e->message, e->value, 0, "at", e->at_wall_ns);
     }
     strbuf_printf(out, "],\"rules\":[");
     for (size_t i = 0; i != ALERTS_NRULES; ++i) {

@@ -28,23 +28,53 @@ static ssize_t proc_read_file(const char *path, char *buf, size_t cap)
     return n;
 }
 
-/* A cgroup limit, or 0 when there is none ("max", absent, or absurdly large). */
+/* A limit file's value, or 0 when there is none ("max", absent, or absurdly large). */
+static uint64_t proc_limit_file(const char *path)
+{
+    char buf[64];
+    if (proc_read_file(path, buf, sizeof(buf)) <= 0 || strncmp(buf, "max", 3) == 0)
+        return 0;
+    char *end;
+    unsigned long long v = strtoull(buf, &end, 10);
+    /* cgroup v1 reports "no limit" as a huge page-rounded number */
+    return end != buf && v > 0 && v < (1ull << 60) ? v : 0;
+}
+
+/*
+ * The tightest memory limit of the cgroups holding this process: under cgroup v2 our
+ * own group is named in /proc/self/cgroup ("0::/system.slice/conversa.service") and
+ * /sys/fs/cgroup is the whole hierarchy (a systemd unit's MemoryMax= is there), or
+ * our group is the root of a namespace (a container); cgroup v1 last. 0: none.
+ */
 static uint64_t proc_cgroup_limit(void)
 {
-    static const char *const paths[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-    char buf[64];
-    for (size_t i = 0; i != UTIL_ARRAY_SIZE(paths); ++i) {
-        if (proc_read_file(paths[i], buf, sizeof(buf)) <= 0)
-            continue;
-        if (strncmp(buf, "max", 3) == 0)
-            return 0;
-        char *end;
-        unsigned long long v = strtoull(buf, &end, 10);
-        /* cgroup v1 reports "no limit" as a huge page-rounded number */
-        if (end != buf && v > 0 && v < (1ull << 60))
-            return v;
+    uint64_t best = 0;
+    char self[512], path[700];
+    if (proc_read_file("/proc/self/cgroup", self, sizeof(self)) > 0) {
+        char *line = strstr(self, "0::");
+        if (line != NULL && (line == self || line[-1] == '\n')) {
+            char *group = line + 3;
+            group[strcspn(group, "\n")] = '\0';
+            /* the group and each ancestor up to the root */
+            for (;;) {
+                snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", strcmp(group, "/") == 0 ? "" : group);
+                uint64_t v = proc_limit_file(path);
+                if (v != 0 && (best == 0 || v < best))
+                    best = v;
+                char *slash = strrchr(group, '/');
+                if (slash == NULL || slash == group)
+                    break;
+                *slash = '\0';
+            }
+        }
     }
-    return 0;
+    static const char *const paths[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i != UTIL_ARRAY_SIZE(paths); ++i) {
+        uint64_t v = proc_limit_file(paths[i]);
+        if (v != 0 && (best == 0 || v < best))
+            best = v;
+    }
+    return best;
 }
 
 void proc_init(unsigned limit_mb)
