@@ -69,7 +69,12 @@ int cli_serve(int argc, char **argv)
                "/api/health reports them. SIGTERM or SIGINT stop it gracefully.\n"
                "ENCRYPTION_KEY must be set: it encrypts the connections' secrets.\n"
                "It also runs QUEUE_CONCURRENCY workers of the webhooks queue and SEND_CONCURRENCY\n"
-               "of each sending queue (agents' replies, campaigns) through META_GRAPH_URL; 0 runs none.\n");
+               "of each sending queue (agents' replies, campaigns) through META_GRAPH_URL; 0 runs none.\n"
+               "Requests are rate limited through Redis (RATE_LIMIT_PUBLIC, _WEBHOOKS, _TOKEN, _IP;\n"
+               "RATE_LIMIT=off turns it off; TRUSTED_PROXIES for X-Forwarded-For). Alert rules run every\n"
+               "ALERT_INTERVAL_MS and are logged as [ALERT][LEVEL] and POSTed to ALERT_WEBHOOK_URL.\n"
+               "Under systemd (Type=notify) it reports READY=1, feeds the watchdog and reports STOPPING=1.\n"
+               "The README's configuration table lists every variable.\n");
         return 0;
     }
     if (argc > 1) {
