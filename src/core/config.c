@@ -184,6 +184,8 @@ int config_load(void)
         .meta_timeout_ms = 10000,
         .meta_connect_timeout_ms = 3000,
         .max_body_bytes = 3 * 1024 * 1024,
+        .max_header_bytes = 16384,
+        .max_url_bytes = 8192,
         .max_connections = 10000,
         .http_timeout_ms = 10000,
         .shutdown_timeout_ms = 10000,
@@ -240,6 +242,8 @@ int config_load(void)
         config_unsigned("META_CONNECT_TIMEOUT_MS", 100, 600000, &config.meta_connect_timeout_ms) != 0 ||
         config_uint("MAX_BODY_BYTES", 1024, 1024ull * 1024 * 1024, &body) != 0 ||
         config_unsigned("MAX_CONNECTIONS", 1, 1000000, &config.max_connections) != 0 ||
+        config_unsigned("MAX_HEADER_BYTES", 1024, 409600, &config.max_header_bytes) != 0 ||
+        config_unsigned("MAX_URL_BYTES", 256, 409600, &config.max_url_bytes) != 0 ||
         config_unsigned("HTTP_TIMEOUT_MS", 100, 3600000, &config.http_timeout_ms) != 0 ||
         config_unsigned("SHUTDOWN_TIMEOUT_MS", 0, 3600000, &config.shutdown_timeout_ms) != 0 ||
         config_unsigned("MEMORY_LIMIT_MB", 0, 1u << 30, &config.memory_limit_mb) != 0 ||

@@ -50,6 +50,8 @@ typedef struct config {
     unsigned meta_timeout_ms;         /* META_TIMEOUT_MS: a whole Graph API request */
     unsigned meta_connect_timeout_ms; /* META_CONNECT_TIMEOUT_MS */
     size_t max_body_bytes;            /* MAX_BODY_BYTES */
+    unsigned max_header_bytes;        /* MAX_HEADER_BYTES: request line and headers */
+    unsigned max_url_bytes;           /* MAX_URL_BYTES: path and query */
     unsigned max_connections;         /* MAX_CONNECTIONS: whole process */
     unsigned http_timeout_ms;         /* HTTP_TIMEOUT_MS: header read and keep-alive idle */
     unsigned shutdown_timeout_ms;     /* SHUTDOWN_TIMEOUT_MS */

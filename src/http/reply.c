@@ -47,6 +47,8 @@ static const char *http_reason(int status)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
     case 417:
@@ -55,6 +57,8 @@ static const char *http_reason(int status)
         return "Unprocessable Entity";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 502:
@@ -109,6 +113,8 @@ const char *http_reply_code_for(int status)
         return "conflict";
     case 413:
         return "payload_too_large";
+    case 414:
+        return "uri_too_long";
     case 415:
         return "unsupported_media_type";
     case 417:
@@ -117,6 +123,8 @@ const char *http_reply_code_for(int status)
         return "unprocessable";
     case 429:
         return "rate_limited";
+    case 431:
+        return "headers_too_large";
     case 503:
         return "unavailable";
     case 504:

@@ -221,11 +221,73 @@ static void http_run_public(http_request_t *r)
     http_gate(r, 1, &group, &key, route->handler);
 }
 
+/* Whether the header line at p (up to end) is named `name` (lower case, with its colon). */
+static int http_head_is(const char *p, const char *end, const char *name, size_t len)
+{
+    if ((size_t)(end - p) < len)
+        return 0;
+    for (size_t i = 0; i != len; ++i)
+        if ((p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]) != name[i])
+            return 0;
+    return 1;
+}
+
+/*
+ * Refuses an HTTP/1 request head that is too big, or whose framing h2o accepts but a
+ * proxy in front might read otherwise (request smuggling): Content-Length with
+ * Transfer-Encoding, or more than one of either. h2o keeps neither header in
+ * req->headers, so the head is read where h2o leaves it until the request is answered:
+ * at the start of the socket's input buffer. Returns 0, or the status to answer (the
+ * connection is then closed, so nothing after this request is read).
+ */
+static int http_head_check(h2o_req_t *req, const char **why)
+{
+    if (req->input.path.len > config.max_url_bytes) {
+        *why = "the URL is longer than MAX_URL_BYTES";
+        return 414;
+    }
+    h2o_socket_t *sock = req->version < 0x200 && req->conn->callbacks->get_socket != NULL
+                             ? req->conn->callbacks->get_socket(req->conn)
+                             : NULL;
+    if (sock == NULL || sock->input == NULL)
+        return 0;
+    const char *head = sock->input->bytes, *stop = head + sock->input->size, *end = NULL;
+    for (const char *p = head; p + 3 < stop; ++p)
+        if (p[0] == '\r' && p[1] == '\n' && p[2] == '\r' && p[3] == '\n') {
+            end = p + 2;
+            break;
+        }
+    if (end == NULL)
+        return 0;
+    if ((size_t)(end - head) > config.max_header_bytes) {
+        *why = "the request's headers are larger than MAX_HEADER_BYTES";
+        return 431;
+    }
+    unsigned lengths = 0, encodings = 0;
+    for (const char *line = memchr(head, '\n', (size_t)(end - head)); line != NULL && line + 1 < end;
+         line = memchr(line + 1, '\n', (size_t)(end - line - 1))) {
+        lengths += http_head_is(line + 1, end, "content-length:", 15);
+        encodings += http_head_is(line + 1, end, "transfer-encoding:", 18);
+    }
+    if (lengths > 1 || encodings > 1 || (lengths != 0 && encodings != 0)) {
+        *why = "Content-Length and Transfer-Encoding together, or either twice: the body's length is ambiguous";
+        return 400;
+    }
+    return 0;
+}
+
 static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     http_thread_t *t = http_thread_of(req);
     http_request_t *r = http_request_new(t, req);
+    const char *why = NULL;
+    int refuse = http_head_check(req, &why);
+    if (refuse != 0) {
+        req->http1_is_persistent = 0;
+        http_reply_error(r, refuse, http_reply_code_for(refuse), "%s", why);
+        return 0;
+    }
     char allow[128];
     h2o_iovec_t path = req->path_normalized;
     int route = http_router_match(http_routes, http_nroutes, req->input.method, path, &r->params, allow, sizeof(allow));

@@ -53,10 +53,11 @@ struct queue_worker {
     config_redis_addr_t redis_addr;
     loop_timer_t tick, due;
     unsigned ticks;
-    int housekeeping; /* a recovery, stats or prune statement is in flight */
-    int due_asked;    /* a next-due query is in flight */
-    int kick_pending; /* work was announced while a claim was in flight */
-    PGconn *listen;   /* LISTEN conversa_jobs */
+    unsigned stats_tick, prune_tick; /* ticks at which each last ran */
+    int housekeeping;                /* a recovery, stats or prune statement is in flight */
+    int due_asked;                   /* a next-due query is in flight */
+    int kick_pending;                /* work was announced while a claim was in flight */
+    PGconn *listen;                  /* LISTEN conversa_jobs */
     h2o_socket_t *listen_sock;
     char lease_ms[16], backoff_ms[16], retention_s[16], batch[16];
     queue_slot_t *slots;
@@ -573,8 +574,14 @@ static void worker_on_tick(loop_timer_t *t)
         hk_t *h = util_calloc(1, sizeof(*h));
         h->w = w;
         h->step = HK_RECOVER;
-        h->stats = w->ticks % WORKER_STATS_TICKS == 1;
-        h->prune = w->ticks % WORKER_PRUNE_TICKS == 1;
+        /* due by ticks elapsed, not by tick parity: a chain that outlasts a tick (a
+         * busy database) would otherwise keep starting on ticks that never sample */
+        h->stats = w->ticks - w->stats_tick >= WORKER_STATS_TICKS || w->stats_tick == 0;
+        h->prune = w->ticks - w->prune_tick >= WORKER_PRUNE_TICKS || w->prune_tick == 0;
+        if (h->stats)
+            w->stats_tick = w->ticks;
+        if (h->prune)
+            w->prune_tick = w->ticks;
         w->housekeeping = 1;
         pg_param_t p[] = {PG_TEXT(w->def.name)};
         pg_exec(w->pg, &worker_recover_stmt, p, 1, worker_on_housekeeping, h, NULL);
