@@ -79,5 +79,12 @@ for t in "$@"; do
     passed=$((passed + passing))
     failed=$((failed + tested - passing))
 done
+# The key that seals stored secrets must never be printed: not by a test, not in any
+# server's log.
+if grep -rqaF -- "$ENCRYPTION_KEY" "$tmp"/*.out "$tmp/stack" 2>/dev/null; then
+    echo "ENCRYPTION_KEY appears in a test's output or a server's log:" >&2
+    grep -rlaF -- "$ENCRYPTION_KEY" "$tmp"/*.out "$tmp/stack" >&2 || true
+    failed=$((failed + 1))
+fi
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
