@@ -40,7 +40,7 @@ TEST_SRCS := $(sort $(wildcard tests/unit_*.c tests/it_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(BUILD)/tests/harness.o
 
-.PHONY: all run stop test bench clean format deps-build deps-test
+.PHONY: all run stop test test-faults bench clean format deps-build deps-test
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -79,6 +79,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_OBJS)
 
 test: $(BIN) $(TEST_BINS)
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TEST_BINS)
+
+# Faults under load (tests/faults.c): PostgreSQL and Redis stopped, a process killed,
+# PostgreSQL stalled; each with its time to recover.
+test-faults: $(BIN) $(BUILD)/tests/faults
+	BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(BUILD)/tests/faults
 
 # ---- bench tools ----
 

@@ -51,7 +51,7 @@ passed=0 failed=0
 for t in "$@"; do
     name=$(basename "$t")
     jobs=()
-    case "$name" in it_*) jobs=(--jobs 1) ;; esac
+    case "$name" in it_* | faults) jobs=(--jobs 1) ;; esac
     echo "== $name"
     set +e
     "$t" "${jobs[@]}" --timeout 300 2>&1 | tee "$tmp/$name.out"
