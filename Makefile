@@ -5,6 +5,7 @@
 #   make stop       stop what `make run` started
 #   make test       build, start throw-away servers, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-faults       faults under load: PostgreSQL/Redis stopped, a process killed, a stall
 #   make bench      wrk against conversa and nginx, then the API on data at scale;
 #                   tables + bench/results/*.json
 #   make format     clang-format the whole tree
