@@ -339,30 +339,28 @@ static void ft_check_data(const char *what)
     pthread_create(&ft_tid, NULL, ft_load_main, NULL);
 }
 
-Test(faults, postgres_stopped_for_ten_seconds)
+/* A fault made and ended with two scripts/stack.sh commands, FT_FAULT_MS apart, then every check. */
+static void ft_stack_fault(const char *what, const char *begin, const char *end_cmd, double bound_ms)
 {
     ft_steady(2000);
     ft_window();
-    cr_assert_eq(hs_stack("pg-stop"), 0);
+    cr_assert_eq(hs_stack(begin), 0);
     hs_sleep_ms(FT_FAULT_MS);
-    cr_assert_eq(hs_stack("pg-start"), 0);
+    cr_assert_eq(hs_stack(end_cmd), 0);
     double end = hs_now_ms();
-    ft_check_fault("postgres stopped", 0, 3000);
-    cr_assert_lt(ft_recover("postgres stopped", end), 15000);
-    ft_check_data("postgres stopped");
+    ft_check_fault(what, 0, bound_ms);
+    cr_assert_lt(ft_recover(what, end), 15000);
+    ft_check_data(what);
+}
+
+Test(faults, postgres_stopped_for_ten_seconds)
+{
+    ft_stack_fault("postgres stopped", "pg-stop", "pg-start", 3000);
 }
 
 Test(faults, redis_stopped_for_ten_seconds)
 {
-    ft_steady(2000);
-    ft_window();
-    cr_assert_eq(hs_stack("redis-stop"), 0);
-    hs_sleep_ms(FT_FAULT_MS);
-    cr_assert_eq(hs_stack("redis-start"), 0);
-    double end = hs_now_ms();
-    ft_check_fault("redis stopped", 0, 3000);
-    cr_assert_lt(ft_recover("redis stopped", end), 15000);
-    ft_check_data("redis stopped");
+    ft_stack_fault("redis stopped", "redis-stop", "redis-start", 3000);
 }
 
 Test(faults, one_process_killed_and_restarted)
@@ -398,14 +396,6 @@ Test(faults, one_process_killed_and_restarted)
 
 Test(faults, postgres_stalled_statement_timeouts_hit)
 {
-    ft_steady(2000);
-    ft_window();
-    cr_assert_eq(hs_stack("pg-freeze"), 0);
-    hs_sleep_ms(FT_FAULT_MS);
-    cr_assert_eq(hs_stack("pg-thaw"), 0);
-    double end = hs_now_ms();
     /* STATEMENT_TIMEOUT_MS 2000, and a query unanswered 2 s past it drops its connection */
-    ft_check_fault("postgres stalled", 0, 7000);
-    cr_assert_lt(ft_recover("postgres stalled", end), 15000);
-    ft_check_data("postgres stalled");
+    ft_stack_fault("postgres stalled", "pg-freeze", "pg-thaw", 7000);
 }
