@@ -126,3 +126,4 @@ clean:
 	rm -rf build conversa
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+include fuzz/fuzz.mk

@@ -10,10 +10,12 @@ BUILD=(build-essential pkg-config libh2o-evloop-dev libpq-dev
 SERVERS=(postgresql-15 postgresql-client-15 redis-server)
 # Test runner, HTTP client for smoke tests, promtool for checking /metrics and the
 # rules in deploy/, and what checks the other files there (nginx -t with a throw-away
-# certificate, systemd-analyze verify).
-TEST=(libcriterion-dev curl prometheus nginx-light openssl systemd)
-# Load generator, the reference server of bench/run.sh, and jq for the stand-in's figures.
-BENCH=(wrk nginx-light jq)
+# certificate, systemd-analyze verify); clang with its libFuzzer runtime for the fuzz
+# targets (make fuzz); valgrind for memcheck under `bench/soak.sh --valgrind`.
+TEST=(libcriterion-dev curl prometheus nginx-light openssl systemd clang libclang-rt-14-dev valgrind)
+# Load generator, the reference server of bench/run.sh, jq for the stand-in's figures,
+# and gnuplot without X for the memory and fd plots of bench/soak.sh.
+BENCH=(wrk nginx-light jq gnuplot-nox)
 
 usage() {
   cat <<'EOF'

@@ -179,6 +179,29 @@ Test(security, sql_injection_in_every_parameter_is_only_data)
     cr_log_info("%ld injected calls, none a 5xx or slow", calls_made);
 }
 
+/* Inputs the fuzzers found crashing or misbehaving (the crash-* files of fuzz/corpus), kept as plain requests. */
+Test(security, inputs_the_fuzzers_found_are_handled)
+{
+    /* a backslash as the last byte of a body: read past the buffer before the fix, with no token needed */
+    hs_response_t r = hs_request(sec_srv.port, "POST", "/api/v1/auth/login", "\"\\", 2, NULL);
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+    /* a cursor whose timestamp overflows int64 */
+    r = hs_call(sec_srv.port, "GET", "/api/v1/conversations?cursor=9223372360854775807.1", sec_admin, NULL);
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+    /* an unknown field whose name is cut in the error: the error is still valid UTF-8 JSON */
+    char body[256];
+    snprintf(body, sizeof(body), "{\"%s\xf0\x9f\x98\x80zz\":1}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    r = hs_call(sec_srv.port, "POST", "/api/v1/contacts", sec_admin, body);
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    json_t *j = hs_json(&r);
+    cr_assert_not_null(j, "the error is not valid JSON (UTF-8): %s", r.body);
+    json_decref(j);
+    hs_response_free(&r);
+}
+
 Test(security, expired_malformed_and_foreign_tokens)
 {
     /* expired: refused on every thread within the auth cache's 4 s */

@@ -134,7 +134,7 @@ static int camp_read_template(http_request_t *r, json_t *t)
     json_t *v;
     json_object_foreach (t, key, v) {
         if (strcmp(key, "name") != 0 && strcmp(key, "language") != 0 && strcmp(key, "parameters") != 0) {
-            http_reply_invalid(r, "template", "unknown field template.%.64s", key);
+            http_reply_invalid(r, "template", "unknown field template.%.*s", (int)api_utf8_prefix(key, 64), key);
             return -1;
         }
     }

@@ -179,7 +179,7 @@ static json_t *conn_body(http_request_t *r)
             ;
         if (conn_fields[i] == NULL) {
             char field[64];
-            snprintf(field, sizeof(field), "%s", key);
+            snprintf(field, sizeof(field), "%.*s", (int)api_utf8_prefix(key, sizeof(field) - 1), key);
             http_reply_invalid(r, field, "unknown field %s", field);
             goto Fail;
         }

@@ -118,7 +118,7 @@ static void conv_list_build(void)
 
 static const char *const conv_statuses[] = {"open", "pending", "resolved", NULL};
 
-/* Parses "<micros>.<id>" strictly. */
+/* Parses "<micros>.<id>" strictly; micros must fit in int64 (19 digits may not: checked before they overflow). */
 static int conv_parse_cursor(const char *s, int64_t *ts, int64_t *id)
 {
     const char *dot = strchr(s, '.');
@@ -127,7 +127,7 @@ static int conv_parse_cursor(const char *s, int64_t *ts, int64_t *id)
     int64_t a = 0, b = 0;
     int neg = *s == '-';
     for (const char *p = s + neg; p != dot; ++p) {
-        if (*p < '0' || *p > '9')
+        if (*p < '0' || *p > '9' || a > (INT64_MAX - (*p - '0')) / 10)
             return -1;
         a = a * 10 + (*p - '0');
     }

@@ -24,10 +24,22 @@ int api_utf8_valid(const char *s, size_t n, size_t *chars)
     return 1;
 }
 
+size_t api_utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max)
+        return n;
+    /* s[max] is the first byte left out: while it continues a character, that character goes too */
+    while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+        --max;
+    return max;
+}
+
 int api_json_depth_ok(const char *s, size_t n)
 {
     int depth = 0, in_string = 0;
-    for (size_t i = 0; i != n; ++i) {
+    /* i < n, not i != n: a backslash that ends the text skips past the end */
+    for (size_t i = 0; i < n; ++i) {
         char c = s[i];
         if (in_string) {
             if (c == '\\')
@@ -77,7 +89,7 @@ json_t *api_body_object(http_request_t *r, const char *const *allowed)
             ;
         if (allowed[i] == NULL) {
             char field[64];
-            snprintf(field, sizeof(field), "%s", key);
+            snprintf(field, sizeof(field), "%.*s", (int)api_utf8_prefix(key, sizeof(field) - 1), key);
             json_decref(obj);
             http_reply_invalid(r, field, "unknown field %s", field);
             return NULL;

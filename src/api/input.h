@@ -71,6 +71,13 @@ int api_param_id(http_request_t *r, const char *name, int64_t *out);
 /** Whether s is valid UTF-8 (no overlongs, no surrogates) of n bytes; counts code points in *chars. */
 int api_utf8_valid(const char *s, size_t n, size_t *chars);
 
+/**
+ * The length of the longest start of UTF-8 text s (NUL-terminated) of at most max
+ * bytes that does not cut a character: for quoting a client's text, shortened, in an
+ * error (a JSON body, which must stay UTF-8).
+ */
+size_t api_utf8_prefix(const char *s, size_t max);
+
 /** Formats an int64 into the pool (for query parameters). */
 const char *api_i64(http_request_t *r, int64_t v);
 
