@@ -6,6 +6,10 @@
 #   make test       build, start throw-away servers, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-faults       faults under load: PostgreSQL/Redis stopped, a process killed, a stall
+#   make soak       30 min of steady mixed load on one server; fails if its RSS or fds keep
+#                   growing (SOAK_SECONDS=120 for a short one); bench/results/soak-*
+#   make soak-valgrind   a short light mixed load with `conversa serve` under valgrind memcheck
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (60) each (fuzz/README.md)
 #   make bench      wrk against conversa and nginx, then the API on data at scale;
 #                   tables + bench/results/*.json
 #   make format     clang-format the whole tree
@@ -41,7 +45,7 @@ TEST_SRCS := $(sort $(wildcard tests/unit_*.c tests/it_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(BUILD)/tests/harness.o
 
-.PHONY: all run stop test test-faults bench clean format deps-build deps-test
+.PHONY: all run stop test test-faults soak soak-valgrind bench clean format deps-build deps-test
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -94,6 +98,16 @@ $(BUILD)/bench/%.o: bench/%.c | deps-build
 
 $(BUILD)/bench/webhook-gen: $(BUILD)/bench/webhook_gen.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# A steady mixed load for SOAK_SECONDS (default 1800); fails if RSS or fds keep growing.
+soak: all $(BUILD)/bench/webhook-gen
+	@scripts/deps.sh --install servers test bench
+	CONVERSA_BIN=$(BIN) WEBHOOK_GEN=$(BUILD)/bench/webhook-gen bench/soak.sh
+
+# The same, short and light (SOAK_SECONDS, default 30), with `conversa serve` under valgrind.
+soak-valgrind: all $(BUILD)/bench/webhook-gen
+	@scripts/deps.sh --install servers test bench
+	CONVERSA_BIN=$(BIN) WEBHOOK_GEN=$(BUILD)/bench/webhook-gen bench/soak.sh --valgrind
 
 # ---- running the demo ----
 

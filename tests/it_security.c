@@ -341,3 +341,28 @@ Test(security, secrets_never_come_back)
     cr_assert(key != NULL && strstr(all.data, key) == NULL, "ENCRYPTION_KEY came back");
     strbuf_free(&all);
 }
+
+/* What `make run` writes (scripts/run-demo.sh and scripts/stack.sh): the key file is its owner's alone. */
+Test(security, files_are_created_with_safe_permissions)
+{
+    char dir[256], out[1024];
+    snprintf(dir, sizeof(dir), "%s/demo-perms-%d", getenv("STACK_DIR"), (int)getpid());
+    cr_assert_eq(hs_sh(out, sizeof(out), "scripts/stack.sh start '%s' --pg-port 0 --redis-port 0 >/dev/null 2>&1", dir),
+                 0, "%s", out);
+    int port = hs_free_port();
+    int rc = hs_sh(out, sizeof(out), "scripts/run-demo.sh \"$CONVERSA_BIN\" '%s' %d >/dev/null 2>&1", dir, port);
+    char mode[64];
+    hs_sh(mode, sizeof(mode), "stat -c %%a '%s/secrets.env'", dir);
+    char pgmode[64];
+    hs_sh(pgmode, sizeof(pgmode), "stat -c %%a '%s/pg'", dir);
+    char loose[512];
+    hs_sh(loose, sizeof(loose), "find '%s' -perm -o+w ! -type l ! -type s 2>/dev/null | head -5", dir);
+    hs_sh(NULL, 0,
+          "for f in conversa fake-meta; do [ -f '%s'/$f.pid ] && kill $(cat '%s'/$f.pid) 2>/dev/null; done;"
+          " sleep 1; scripts/stack.sh stop '%s' >/dev/null 2>&1; rm -rf '%s'",
+          dir, dir, dir, dir);
+    cr_assert_eq(rc, 0, "scripts/run-demo.sh failed");
+    cr_assert_str_eq(mode, "600", "secrets.env is %s", mode);
+    cr_assert_str_eq(pgmode, "700", "the PostgreSQL data directory is %s", pgmode);
+    cr_assert_str_eq(loose, "", "world-writable: %s", loose);
+}

@@ -19,6 +19,8 @@
 #include "store/pg.h"
 #include "version.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,6 +103,14 @@ int cli_serve(int argc, char **argv)
     }
     static const http_server_hooks_t hooks = {serve_thread_start, serve_thread_stop, api_auth_authenticate};
     metrics_cache_init(cache_kind_names, CACHE_KIND_MAX);
+    /* Before any thread starts, so every thread inherits it: SIGTERM and SIGINT are
+     * taken by the main thread alone (http_server_run waits for them); a thread that
+     * did not block them could take one and end the process at once. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     workq_start(2);
     queue_worker_t *worker = NULL, *replies = NULL, *campaigns = NULL;
     if (config.queue_concurrency > 0)

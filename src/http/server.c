@@ -281,6 +281,12 @@ static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
     (void)self;
     http_thread_t *t = http_thread_of(req);
     http_request_t *r = http_request_new(t, req);
+    if (http_phase == HTTP_CLOSING || http_phase == HTTP_DONE) {
+        /* thread_stop has freed what handlers use; a request h2o still had buffered is refused */
+        req->http1_is_persistent = 0;
+        http_reply_error(r, 503, "unavailable", "the server is stopping");
+        return 0;
+    }
     const char *why = NULL;
     int refuse = http_head_check(req, &why);
     if (refuse != 0) {

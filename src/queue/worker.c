@@ -46,6 +46,7 @@ struct queue_worker {
     h2o_multithread_queue_t *mq;
     h2o_multithread_receiver_t receiver;
     h2o_multithread_message_t stop_msg;
+    int stop_seen; /* the stop message was taken off the queue (on the worker's thread) */
     metrics_shard_t *metrics;
     pg_pool_t *pg;
     redis_client_t *redis;
@@ -598,9 +599,10 @@ static void worker_on_due_timer(loop_timer_t *t)
 
 static void worker_on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    (void)receiver;
+    queue_worker_t *w = util_container_of(receiver, queue_worker_t, receiver);
     while (!h2o_linklist_is_empty(messages))
         h2o_linklist_unlink(messages->next); /* the stop message: the loop condition does the rest */
+    w->stop_seen = 1;
 }
 
 static int worker_busy(const queue_worker_t *w)
@@ -634,7 +636,10 @@ static void *worker_main(void *arg)
     loop_timer_init(&w->due, w->loop, worker_on_due_timer);
     loop_timer_start(&w->tick, 100); /* first look once the pool had a moment to connect */
 
-    while (!atomic_load(&w->stopping))
+    /* Until the stop message itself is taken, not merely `stopping` seen: a tick between
+     * the flag and the message would otherwise leave the message queued, and h2o
+     * refuses to unregister a receiver with messages pending. */
+    while (!w->stop_seen)
         h2o_evloop_run(w->loop, INT32_MAX);
     /* finish what is running, within the shutdown timeout */
     while (worker_busy(w) && util_now_ns() < w->stop_deadline_ns)
