@@ -204,7 +204,7 @@ static void *normal_main(void *arg)
         if (ms > c->worst_ms)
             c->worst_ms = ms;
         hs_response_free(&r);
-        hs_sleep_ms(20);
+        hs_sleep_ms(5);
     }
     return NULL;
 }
@@ -247,7 +247,7 @@ Test(hostile, slowloris_does_not_stop_normal_clients_and_is_cut_off)
 {
     enum { N = 2000 };
     raise_fd_limit(2 * N + 256);
-    const char *env[] = {"HTTP_TIMEOUT_MS=3000", "MAX_CONNECTIONS=20000", NULL};
+    const char *env[] = {"HTTP_TIMEOUT_MS=6000", "MAX_CONNECTIONS=20000", NULL};
     hs_server_t s;
     hs_server_start(&s, env);
     static int fds[N];
@@ -262,21 +262,24 @@ Test(hostile, slowloris_does_not_stop_normal_clients_and_is_cut_off)
     /* every connection sends its headers one byte at a time, never finishing */
     static const char head[] =
         "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    /* each connection sends one byte every 100 ms, a tenth of them every 10 ms (as
+     * independent clients would, not all in the same instant) */
     double t0 = hs_now_ms();
-    size_t pos = 0;
-    while (hs_now_ms() - t0 < 2500) {
-        for (int i = 0; i != N; ++i)
+    size_t tick = 0;
+    while (hs_now_ms() - t0 < 5000) {
+        size_t pos = tick / 10, part = tick % 10;
+        for (int i = (int)part; i < N; i += 10)
             if (fds[i] >= 0 && send(fds[i], head + pos % (sizeof(head) - 1), 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
                 fds[i] = (close(fds[i]), -1);
-        ++pos;
-        hs_sleep_ms(100);
+        ++tick;
+        hs_sleep_ms(10);
     }
     c->stop = 1;
     pthread_join(tid, NULL);
     report("slowloris", c);
     /* the server gives each head HTTP_TIMEOUT_MS in all, however it trickles */
     int open = N;
-    while (hs_now_ms() - t0 < 9000 && (open = still_open(fds, N)) > N / 100) {
+    while (hs_now_ms() - t0 < 12000 && (open = still_open(fds, N)) > N / 100) {
         for (int i = 0; i != N; ++i)
             if (fds[i] >= 0)
                 send(fds[i], "a", 1, MSG_NOSIGNAL);
