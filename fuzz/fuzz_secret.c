@@ -33,13 +33,15 @@ static const char *const secret_contexts[] = {"connections.access_token", "conne
                                               "connections.verify_token"};
 #define SECRET_NCONTEXTS (sizeof(secret_contexts) / sizeof(secret_contexts[0]))
 
-/* Whether all n bytes at p are zero. */
+/*
+ * Whether all n bytes at p are zero: the first is, and each equals the next. One memcmp,
+ * not a loop: the buffers are SECRETS_PLAIN_MAX + 1 bytes, checked up to six times per
+ * input, and a loop built with coverage instrumentation made three callbacks per byte
+ * (five sixths of the target's time); sodium_is_zero, constant time, is not much faster.
+ */
 static int secret_zero(const char *p, size_t n)
 {
-    for (size_t i = 0; i != n; ++i)
-        if (p[i] != 0)
-            return 0;
-    return 1;
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
 /* "\x" and lowercase hex of in, as PostgreSQL sends a bytea; the caller frees it. */

@@ -6,6 +6,11 @@
 # earlier runs found in build/fuzz/corpus/<target>/, where new inputs go, so the tree's
 # corpus stays as committed. Crash, leak and timeout inputs go to build/fuzz/artifacts/.
 # Prints one line per target (executions, verdict) and exits 1 when any target failed.
+#
+# Every run also appends a line to the execution ledger, fuzz/executions.tsv (FUZZ_LEDGER
+# names another file; empty: none): when it ended (UTC), the target, the seconds it ran,
+# libFuzzer's count of executions and "clean", "crash <artifact>" (or "interrupted": a
+# run stopped from outside). fuzz/totals.sh sums it per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +23,11 @@ build=${FUZZ_BUILD:-build/fuzz}
 seconds=${FUZZ_SECONDS:-60}
 niceness=${FUZZ_NICE:-19}
 artifacts=$build/artifacts
+ledger=${FUZZ_LEDGER-fuzz/executions.tsv}
 mkdir -p "$artifacts" "$build/logs"
+if [ -n "$ledger" ] && [ ! -s "$ledger" ]; then
+    printf 'date\ttarget\tseconds\texecutions\tresult\n' >"$ledger"
+fi
 
 failed=()
 summary=()
@@ -44,22 +53,36 @@ for t in "$@"; do
     [ -d "$seeds" ] && dirs+=("$seeds")
     echo "fuzz: $t for ${seconds}s (log: $log)"
     rc=0
+    started=$SECONDS
     nice -n "$niceness" "$bin" "${opts[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+    elapsed=$((SECONDS - started))
     # libFuzzer's own count: the final stats, or "Done N runs" when they are missing.
     runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
     [ -n "$runs" ] || runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
     [ -n "$runs" ] || runs=0
     if [ "$rc" -eq 0 ]; then
         verdict="ok"
+        result="clean"
+    elif grep -q 'libFuzzer: run interrupted' "$log"; then
+        # stopped from outside (SIGINT, SIGTERM): its executions count, nothing failed
+        verdict="interrupted"
+        result="interrupted"
     else
         artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         verdict="FAILED (exit $rc${artifact:+, input: $artifact})"
+        result="crash ${artifact:+$(basename "$artifact")}"
+        [ -n "$artifact" ] || result="crash (no input written, exit $rc)"
         failed+=("$t")
         echo "---- $t: end of $log ----"
         tail -n 60 "$log"
         echo "----"
     fi
     summary+=("$(printf '%-8s %12s runs  %s' "$t" "$runs" "$verdict")")
+    # one write per line, so that runs side by side append whole lines
+    if [ -n "$ledger" ]; then
+        line=$(printf '%s\t%s\t%s\t%s\t%s' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$t" "$elapsed" "$runs" "$result")
+        printf '%s\n' "$line" >>"$ledger"
+    fi
 done
 
 echo
