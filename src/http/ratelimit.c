@@ -157,8 +157,8 @@ static void ratelimit_decide(ratelimit_call_t *c, const uint64_t *counts, const 
             v.allowed = 0;
             if (ms_left[i] > wait_ms)
                 wait_ms = ms_left[i];
-            ratelimit_blocked_t *b = ratelimit_slot(rl, util_hash(c->keys[i], strlen(c->keys[i])));
-            b->hash = util_hash(c->keys[i], strlen(c->keys[i]));
+            ratelimit_blocked_t *b = ratelimit_slot(rl, c->hashes[i]);
+            b->hash = c->hashes[i];
             b->until_ns = now + ms_left[i] * 1000000u;
         }
     }
@@ -274,7 +274,7 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
     for (size_t i = 0; i != n; ++i) {
         c->groups[i] = groups[i];
         snprintf(c->keys[i], sizeof(c->keys[i]), "rl:%s:%.*s", ratelimit_names[groups[i]], RATELIMIT_KEY_MAX, keys[i]);
-        uint64_t h = util_hash(c->keys[i], strlen(c->keys[i]));
+        uint64_t h = c->hashes[i] = util_hash(c->keys[i], strlen(c->keys[i]));
         ratelimit_blocked_t *b = ratelimit_slot(rl, h);
         if (b->hash == h && b->until_ns > now && b->until_ns - now > blocked_ns)
             blocked_ns = b->until_ns - now;

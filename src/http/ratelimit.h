@@ -66,6 +66,7 @@ typedef struct ratelimit_call {
     size_t n;
     ratelimit_group_t groups[RATELIMIT_KEYS];
     char keys[RATELIMIT_KEYS][RATELIMIT_KEY_MAX + 16];
+    uint64_t hashes[RATELIMIT_KEYS]; /* of keys, for this thread's memory of blocks */
     waiter_t waiter;
     struct ratelimit_batch *batch; /* the Redis call it is part of */
     size_t slot;                   /* its place there */

@@ -55,6 +55,7 @@ typedef struct alerts_rule {
     alerts_check_fn check;
     const char *unit;    /* of value and threshold in messages */
     const char *message; /* what is wrong, before the figures */
+    int instant;         /* judged on a figure as it is now, not over the window */
 } alerts_rule_t;
 
 static int alerts_check_mean(const alerts_view_t *v, double *value, double *threshold)
@@ -116,12 +117,12 @@ static int alerts_check_redis(const alerts_view_t *v, double *value, double *thr
 static const alerts_rule_t alerts_rules[] = {
     {"response_time_mean", "CRITICAL", alerts_check_mean, "ms", "Response time degraded: mean"},
     {"response_time_p95", "WARNING", alerts_check_p95, "ms", "Response time degraded: p95"},
-    {"memory", "WARNING", alerts_check_memory, "%", "High memory usage"},
+    {"memory", "WARNING", alerts_check_memory, "%", "High memory usage", 1},
     {"error_rate", "CRITICAL", alerts_check_errors, "/min", "Server errors (5xx)"},
     {"cache_hit_rate", "WARNING", alerts_check_cache, "%", "Low cache hit rate"},
-    {"queue_backlog", "WARNING", alerts_check_queue, "s", "Job queue backlog: oldest job waiting"},
-    {"database_down", "CRITICAL", alerts_check_database, "connections", "PostgreSQL unreachable: ready"},
-    {"redis_down", "CRITICAL", alerts_check_redis, "connections", "Redis unreachable: ready"},
+    {"queue_backlog", "WARNING", alerts_check_queue, "s", "Job queue backlog: oldest job waiting", 1},
+    {"database_down", "CRITICAL", alerts_check_database, "connections", "PostgreSQL unreachable: ready", 1},
+    {"redis_down", "CRITICAL", alerts_check_redis, "connections", "Redis unreachable: ready", 1},
 };
 #define ALERTS_NRULES (sizeof(alerts_rules) / sizeof(alerts_rules[0]))
 
@@ -240,8 +241,7 @@ static void alerts_event(size_t i, const char *state, uint64_t wall)
     alerts_figure(rule, st->value, value, sizeof(value));
     alerts_figure(rule, st->threshold, limit, sizeof(limit));
     char window[48] = "now";
-    if (strcmp(rule->unit, "connections") != 0 && strcmp(rule->name, "memory") != 0 &&
-        strcmp(rule->name, "queue_backlog") != 0)
+    if (!rule->instant)
         snprintf(window, sizeof(window), "over the last %u s", config.alert_window_s);
     if (strcmp(state, "resolved") != 0)
         snprintf(st->message, sizeof(st->message), "%s %s %s (threshold %s)", rule->message, value, window, limit);
