@@ -1,6 +1,6 @@
 -- wrk script for bench/dashboard.sh: agents polling their inbox.
 --
--- Arguments (after wrk's --): DATA_FILE WRITE_PCT. DATA_FILE has one line per agent:
+-- Arguments (after wrk's --): DATA_FILE WRITE_PCT [RATE CONNECTIONS]. DATA_FILE has one line per agent:
 --   <api token> <conversation id> <unread notification ids, comma-separated, or ->
 -- Meant for wrk -t1 (one Lua state). Requests go to the agents in turn; each agent walks
 -- its own cycle of four reads (status counts, notifications, whose page carries the
@@ -9,6 +9,12 @@
 -- instead: half new messages in the agent's conversation, a quarter status changes of it
 -- (open and pending in turn), a quarter notification reads (read_all when the agent had
 -- no unread ones). Every request carries the agent's Authorization: Bearer token.
+--
+-- With RATE (requests/s over all CONNECTIONS, which must be wrk's -c), each connection
+-- waits a random time before each request, exponentially distributed with mean
+-- CONNECTIONS/RATE s: Poisson arrivals, an open load at RATE as long as the server
+-- keeps up. Without it (or 0), each connection sends as soon as its answer came: the
+-- saturated, closed load whose latency is the queue the connections themselves make.
 --
 -- At the end, one line:
 --   RESULT rps=… p50=… p95=… p99=… errors=… non2xx=… requests=… writes=…
@@ -30,6 +36,7 @@ local turn = 0
 local rng = 20261129       -- Park-Miller minimal standard generator, fixed seed
 local write_cut = 0        -- a draw below this is a write
 local messages = 0
+local mean_gap_ms = nil   -- set when paced
 
 -- read by done() through thread:get, hence global
 n_writes = 0
@@ -42,6 +49,12 @@ function init(args)
   local path = args[1]
   if not path then error("dashboard.lua: usage: wrk ... -s dashboard.lua URL -- DATA_FILE [WRITE_PCT]") end
   local pct = tonumber(args[2] or "2") or 2
+  local rate, conns = tonumber(args[3] or "0") or 0, tonumber(args[4] or "0") or 0
+  if rate > 0 then
+    if conns <= 0 then error("dashboard.lua: RATE needs CONNECTIONS") end
+    mean_gap_ms = conns * 1000 / rate
+    math.randomseed(20261130)
+  end
   write_cut = pct / 100 * 2147483647
   for line in io.lines(path) do
     local token, conv, notes = line:match("^(%S+)%s+(%d+)%s+(%S+)%s*$")
@@ -102,6 +115,12 @@ function request()
   local s = a.step % #a.reads + 1
   a.step = s
   return a.reads[s]
+end
+
+-- wrk calls it before each request when defined; nil (no pacing) makes it skip the wait
+function delay()
+  if mean_gap_ms == nil then return 0 end
+  return -math.log(1 - math.random()) * mean_gap_ms
 end
 
 -- main state ------------------------------------------------------------------------------

@@ -13,15 +13,19 @@
 # (writes / reads). A status change alone changes every agent's status counts of the
 # company (they include the agent's own "mine") and its list page.
 #
-# Two runs on the same data, conversa restarted before each, each after a 2 s warm-up:
-# cache on (the default configuration) and cache off (CACHE_ENABLED=0). Prints req/s,
+# Three runs on the same data, conversa restarted before each, each after a 2 s warm-up:
+# cache on (the default configuration) with every connection sending as soon as it has
+# its answer (saturation: the latency is mostly the queue the 64 connections make, 64
+# divided by the rate, by Little's law); cache on again at PACE_PCT percent of that
+# rate, offered as Poisson arrivals (the latency an agent sees on a server with room
+# to spare, which is how a server is run); cache off (CACHE_ENABLED=0). Prints req/s,
 # p50/p95/p99, socket errors, non-2xx answers and the cache hit rate from the
 # cache_hits_total / cache_misses_total counters of /api/metrics over the run (n/a when
 # the server has none), overall and per cache; writes the JSON to
 # bench/results/dashboard-<UTC stamp>.json and dashboard-latest.json.
 #
 # Environment: CONVERSA_BIN (default build/release/conversa), DURATION (15s),
-# CONNECTIONS (64), AGENTS (256), COMPANIES (64), WRITE_PCT (2), SCALE_ARGS (extra
+# CONNECTIONS (64), AGENTS (256), COMPANIES (64), WRITE_PCT (2), PACE_PCT (50), SCALE_ARGS (extra
 # flags for `conversa seed --scale`), BENCH_DIR (.data/bench), RESULTS_DIR (bench/results).
 set -euo pipefail
 DURATION=${DURATION:-15s}
@@ -29,6 +33,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 AGENTS=${AGENTS:-256}
 COMPANIES=${COMPANIES:-64}
 WRITE_PCT=${WRITE_PCT:-2}
+PACE_PCT=${PACE_PCT:-50}
 WARMUP=2s
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -37,6 +42,7 @@ bench_help "$@"
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer"
 [[ "$AGENTS" =~ ^[1-9][0-9]*$ ]] || die "AGENTS must be a positive integer"
 [[ "$COMPANIES" =~ ^[1-9][0-9]*$ ]] || die "COMPANIES must be a positive integer"
+[[ "$PACE_PCT" =~ ^[1-9][0-9]?$ ]] || die "PACE_PCT must be an integer from 1 to 99"
 if ! [[ "$WRITE_PCT" =~ ^[0-9]+(\.[0-9]+)?$ ]] || ! awk -v p="$WRITE_PCT" 'BEGIN { exit !(p <= 100) }'; then
   die "WRITE_PCT must be a number from 0 to 100"
 fi
@@ -84,6 +90,25 @@ SELECT v.company_id, v.user_id, v.conv,
 mapfile -t rows < <(psql_q "$agents_sql" | tr '|' ' ')
 [[ ${#rows[@]} -gt 0 ]] || die "no agents found: is the scale data there?"
 [[ ${#rows[@]} -eq $AGENTS ]] || note "only ${#rows[@]} agents available (AGENTS=$AGENTS)"
+
+# Agents' replies go out through their conversation's WhatsApp connection: each
+# company gets one (without secrets) and the viewed conversations use it. Nothing is
+# sent: conversa runs here without senders (SEND_CONCURRENCY=0), so a reply is stored
+# and its send queued, as for a sending process elsewhere; the previous run's queued
+# sends are dropped.
+pairs=()
+for row in "${rows[@]}"; do
+  read -r company _ conv _ <<<"$row"
+  pairs+=("($company, $conv)")
+done
+psql_q "WITH v (company_id, conv) AS (VALUES $(IFS=,; printf '%s' "${pairs[*]}")),
+  c AS (INSERT INTO connections (company_id, slug, name)
+        SELECT DISTINCT company_id, 'bench-dash-' || company_id, 'bench' FROM v
+        ON CONFLICT (slug) DO UPDATE SET name = excluded.name RETURNING company_id, id)
+  UPDATE conversations cv SET connection_id = c.id
+    FROM v JOIN c USING (company_id) WHERE cv.company_id = v.company_id AND cv.id = v.conv" >/dev/null
+psql_q "DELETE FROM jobs WHERE queue = 'outbound' AND company_id IN
+          (SELECT company_id FROM connections WHERE slug LIKE 'bench-dash-%')" >/dev/null
 
 # one API token each; the previous run's are dropped
 agents_file=$BENCH_TMP/agents.txt
@@ -152,15 +177,17 @@ pct() {
   if [[ "$1" == n/a ]]; then echo n/a; else awk -v r="$1" 'BEGIN { printf "%.1f%%", r * 100 }'; fi
 }
 
+# run_wrk DURATION [RATE]
 run_wrk() {
-  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/dashboard.lua "http://127.0.0.1:$port" -- "$agents_file" "$WRITE_PCT"
+  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/dashboard.lua "http://127.0.0.1:$port" -- "$agents_file" "$WRITE_PCT" \
+    "${2:-0}" "$CONNECTIONS"
 }
 
-modes=("cache on" "cache off")
+modes=("cache on" "cache on, paced" "cache off")
 declare -A result rates
 for mode in "${modes[@]}"; do
-  env_extra=()
-  [[ "$mode" == "cache off" ]] && env_extra=(CACHE_ENABLED=0)
+  env_extra=(SEND_CONCURRENCY=0)
+  [[ "$mode" == "cache off" ]] && env_extra+=(CACHE_ENABLED=0)
   log="$BENCH_DIR/conversa-dashboard-${mode// /-}.log"
   start_conversa "$log" "${env_extra[@]}"
   token1=$(head -n 1 "$agents_file" | cut -d' ' -f1)
@@ -168,10 +195,17 @@ for mode in "${modes[@]}"; do
     "http://127.0.0.1:$port/api/v1/conversations/status" || true)
   [[ "$code" == 200 ]] || die "$mode: /api/v1/conversations/status answered $code to an agent's token"
 
-  note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections"
-  run_wrk "$WARMUP" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "$mode: wrk failed"; }
+  rate=0
+  if [[ "$mode" == *paced ]]; then
+    rate=$(awk -v r="$(field rps "${result[cache on]}")" -v p="$PACE_PCT" 'BEGIN { printf "%d", r * p / 100 }')
+    paced_rate=$rate
+  fi
+  offered=""
+  [[ $rate -gt 0 ]] && offered=", $rate req/s offered"
+  note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections$offered"
+  run_wrk "$WARMUP" "$rate" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "$mode: wrk failed"; }
   scrape_cache >"$BENCH_TMP/before.txt" || die "$mode: /api/metrics failed"
-  run_wrk "$DURATION" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: wrk failed"; }
+  run_wrk "$DURATION" "$rate" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: wrk failed"; }
   scrape_cache >"$BENCH_TMP/after.txt" || die "$mode: /api/metrics failed"
   kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "$mode: conversa exited during the run"; }
   stop_conversa
@@ -181,10 +215,10 @@ for mode in "${modes[@]}"; do
   rates[$mode]=$(hit_rates "$BENCH_TMP/before.txt" "$BENCH_TMP/after.txt")
 done
 
-printf '%-10s %9s %8s %8s %8s %7s %8s %9s\n' mode "req/s" "p50 ms" "p95 ms" "p99 ms" errors non-2xx "hit rate"
+printf '%-15s %9s %8s %8s %8s %7s %8s %9s\n' mode "req/s" "p50 ms" "p95 ms" "p99 ms" errors non-2xx "hit rate"
 for mode in "${modes[@]}"; do
   line=${result[$mode]}
-  printf '%-10s %9.0f %8.2f %8.2f %8.2f %7s %8s %9s\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
+  printf '%-15s %9.0f %8.2f %8.2f %8.2f %7s %8s %9s\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
     "$(field p95 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$(field non2xx "$line")" \
     "$(pct "${rates[$mode]%%|*}")"
 done
@@ -192,7 +226,7 @@ for mode in "${modes[@]}"; do
   line=${result[$mode]}
   by=""
   for kv in ${rates[$mode]#*|}; do by+="${by:+, }${kv%%=*} $(pct "${kv#*=}")"; done
-  printf '%-10s %s requests, %s writes; hit rate by cache: %s\n' "$mode:" \
+  printf '%-16s %s requests, %s writes; hit rate by cache: %s\n' "$mode:" \
     "$(field requests "$line")" "$(field writes "$line")" "${by:-n/a}"
 done
 
@@ -208,14 +242,15 @@ for mode in "${modes[@]}"; do
     [[ "$v" == n/a ]] && v=null
     by+="${by:+,}\"${kv%%=*}\":$v"
   done
-  json_runs+=("{\"mode\":\"$mode\",\"cache_enabled\":$([[ "$mode" == "cache on" ]] && echo true || echo false),\
+  json_runs+=("{\"mode\":\"$mode\",\"cache_enabled\":$([[ "$mode" == "cache on"* ]] && echo true || echo false),\
+\"offered_rps\":$([[ "$mode" == *paced ]] && echo "$paced_rate" || echo null),\
 \"rps\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\"p95_ms\":$(field p95 "$line"),\"p99_ms\":$(field p99 "$line"),\
 \"errors\":$(field errors "$line"),\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line"),\
 \"writes\":$(field writes "$line"),\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by}}")
 done
 {
-  printf '{"date":"%s","duration":"%s","warmup":"%s","connections":%s,"agents":%s,"companies":%s,"write_pct":%s,"runs":[' \
-    "$stamp" "$DURATION" "$WARMUP" "$CONNECTIONS" "$nagents" "$ncompanies" "$WRITE_PCT"
+  printf '{"date":"%s","duration":"%s","warmup":"%s","connections":%s,"agents":%s,"companies":%s,"write_pct":%s,"pace_pct":%s,"runs":[' \
+    "$stamp" "$DURATION" "$WARMUP" "$CONNECTIONS" "$nagents" "$ncompanies" "$WRITE_PCT" "$PACE_PCT"
   (IFS=,; printf '%s' "${json_runs[*]}")
   printf ']}\n'
 } >"$RESULTS_DIR/dashboard-$stamp.json"
