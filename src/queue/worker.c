@@ -120,10 +120,15 @@ static pg_stmt_t worker_recover_stmt = {
 /*
  * Counting is linear in the backlog (a few hundred ms at 200,000 queued jobs), hence
  * sampled every WORKER_STATS_TICKS; the oldest due job is the first entry of
- * jobs_claim_idx.
+ * jobs_claim_idx. The queued jobs are counted in that index's order so that the
+ * planner walks the index: a plain count(*) of a queue holding a good share of the
+ * table gets a parallel scan of the whole table instead, completed jobs included,
+ * and spawns its workers each time (25 ms at 136,000 rows, 200 ms on a busy machine,
+ * against 3 ms through the index).
  */
 static pg_stmt_t worker_stats_stmt = {
-    "SELECT (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'queued'),"
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE queue = $1 AND status = 'queued'"
+    " ORDER BY run_at, id LIMIT 1000000000) q),"
     " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'running'),"
     " (SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'failed'),"
     " coalesce((SELECT floor(extract(epoch FROM now() - run_at))::bigint FROM jobs"
