@@ -3,6 +3,7 @@
 #   make            build build/conversa
 #   make run        set up everything and serve the demo on port 5000
 #   make stop       stop what `make run` started
+#   make web        build the browser app (web/ -> build/release/web, hashed and precompressed)
 #   make test       build, start throw-away servers, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-faults       faults under load: PostgreSQL/Redis stopped, a process killed, a stall
@@ -41,15 +42,19 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/sql_files.o
 BIN       := $(BUILD)/conversa
 SQL       := $(sort $(wildcard migrations/*.sql) seed/demo.sql)
 
+# The browser app: web/ as written, $(BUILD)/web as served (hashed, precompressed).
+WEB_SRCS  := $(wildcard web/*)
+WEB       := $(BUILD)/web/index.html
+
 TEST_SRCS := $(sort $(wildcard tests/unit_*.c tests/it_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(BUILD)/tests/harness.o
 
-.PHONY: all run stop test test-faults soak soak-valgrind bench clean format deps-build deps-test
+.PHONY: all web run stop test test-faults soak soak-valgrind bench clean format deps-build deps-test
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: deps-build $(BIN)
+all: deps-build $(BIN) $(WEB)
 	@ln -sf $(BIN) conversa 2>/dev/null || true
 
 # Install what is missing (as root) or print the exact apt-get line and stop.
@@ -73,6 +78,11 @@ $(BUILD)/gen/sql_files.o: $(BUILD)/gen/sql_files.c
 $(BIN): $(BUILD)/src/main.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# conversa serves it from "web" beside its executable (WEB_ROOT overrides).
+web: $(WEB)
+$(WEB): $(WEB_SRCS) scripts/web-build.sh | deps-build
+	scripts/web-build.sh web $(BUILD)/web
+
 # ---- tests ----
 
 $(BUILD)/tests/%.o: tests/%.c | deps-test
@@ -82,7 +92,7 @@ $(BUILD)/tests/%.o: tests/%.c | deps-test
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs criterion libcurl jansson) -o $@
 
-test: $(BIN) $(TEST_BINS)
+test: $(BIN) $(WEB) $(TEST_BINS)
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TEST_BINS)
 
 # Faults under load (tests/faults.c): PostgreSQL and Redis stopped, a process killed,

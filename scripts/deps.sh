@@ -3,9 +3,10 @@
 # Every other script and CI call this instead of keeping lists of their own.
 set -euo pipefail
 
-# Compiler, headers and libraries that the build links against.
+# Compiler, headers and libraries that the build links against; brotli precompresses
+# the browser app's files (scripts/web-build.sh).
 BUILD=(build-essential pkg-config libh2o-evloop-dev libpq-dev
-  libhiredis-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libsystemd-dev)
+  libhiredis-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libssl-dev libsystemd-dev brotli)
 # Servers that scripts/stack.sh runs privately (never as system services).
 SERVERS=(postgresql-15 postgresql-client-15 redis-server)
 # Test runner, HTTP client for smoke tests, promtool for checking /metrics and the
@@ -72,6 +73,9 @@ for pkg in "${wanted[@]}"; do
     esac
   fi
 done
+
+# Debian's nodejs comes without npm, which is a package of its own; Node.js from
+# elsewhere (NodeSource's package) carries its own npm and conflicts with Debian's.
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0

@@ -188,6 +188,7 @@ int config_load(void)
         .max_url_bytes = 8192,
         .max_connections = 10000,
         .http_timeout_ms = 10000,
+        .web_root = config_string("WEB_ROOT", NULL),
         .shutdown_timeout_ms = 10000,
         .memory_limit_mb = 0,
         .db_wait_s = 30,

@@ -54,6 +54,7 @@ typedef struct config {
     unsigned max_url_bytes;           /* MAX_URL_BYTES: path and query */
     unsigned max_connections;         /* MAX_CONNECTIONS: whole process */
     unsigned http_timeout_ms;         /* HTTP_TIMEOUT_MS: header read and keep-alive idle */
+    const char *web_root;             /* WEB_ROOT: the built browser app; NULL = "web" beside the executable */
     unsigned shutdown_timeout_ms;     /* SHUTDOWN_TIMEOUT_MS */
     unsigned memory_limit_mb;         /* MEMORY_LIMIT_MB: 0 = cgroup limit or physical memory */
     unsigned db_wait_s;               /* DB_WAIT_SECONDS: how long one-shot commands wait for the database */

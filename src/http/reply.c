@@ -233,7 +233,9 @@ static void http_errfix_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t 
         char id[40];
         http_server_note_h2o_error(req, id, sizeof(id));
         int status = req->res.status;
-        const char *msg = status == 413 ? "request body is too large" : "the request could not be read";
+        const char *msg = status == 413   ? "request body is too large"
+                          : status == 404 ? "no such file"
+                                          : "the request could not be read";
         http_errfix_t *e = (http_errfix_t *)h2o_add_ostream(req, sizeof(*e), slot);
         e->super.do_send = http_errfix_send;
         e->body = http_error_body(&req->pool, status, http_reply_code_for(status), msg, NULL, id);

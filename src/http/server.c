@@ -2,6 +2,7 @@
 #include "http/peer.h"
 #include "http/ratelimit.h"
 #include "http/reply.h"
+#include "http/web.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -298,6 +299,10 @@ static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
     int route = http_router_match(http_routes, http_nroutes, req->input.method, path, &r->params, allow, sizeof(allow));
     if (route == HTTP_ROUTE_NOT_FOUND) {
+        if (http_web_wants(req)) {
+            http_web_index(r);
+            return 0;
+        }
         http_reply_error(r, 404, "not_found", "no route for %.*s %.*s", (int)UTIL_MIN(req->input.method.len, 16),
                          req->input.method.base, (int)UTIL_MIN(path.len, 200), path.base);
         return 0;
@@ -526,6 +531,12 @@ int http_server_run(const http_route_t *routes, size_t nroutes, const http_serve
     http_globalconf.http1.req_timeout = config.http_timeout_ms;
     http_globalconf.http2.idle_timeout = config.http_timeout_ms;
     h2o_hostconf_t *host = h2o_config_register_host(&http_globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    /* h2o takes the first path that matches: the app's assets before the catch-all "/" */
+    int rc = 0;
+    if (http_web_install(host, config.web_root) != 0) {
+        rc = -1;
+        goto Exit;
+    }
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = http_on_req;
@@ -534,7 +545,6 @@ int http_server_run(const http_route_t *routes, size_t nroutes, const http_serve
     http_reply_install_filter(&host->fallback_path);
 
     http_threads = util_calloc(config.threads, sizeof(*http_threads));
-    int rc = 0;
     unsigned i;
     for (i = 0; i != config.threads; ++i) {
         http_threads[i].index = i;
@@ -586,6 +596,7 @@ int http_server_run(const http_route_t *routes, size_t nroutes, const http_serve
     log_info("http", "stopped");
 
 Exit:
+    http_web_dispose();
     free(http_threads);
     http_threads = NULL;
     h2o_config_dispose(&http_globalconf);
