@@ -92,7 +92,13 @@ $(BUILD)/tests/%.o: tests/%.c | deps-test
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON) $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs criterion libcurl jansson) -o $@
 
-test: $(BIN) $(WEB) $(TEST_BINS)
+# playwright-core for the browser tests, at the version the lock file pins
+BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json | deps-test
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(BIN) $(WEB) $(BROWSER_DEPS) $(TEST_BINS)
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TEST_BINS)
 
 # Faults under load (tests/faults.c): PostgreSQL and Redis stopped, a process killed,

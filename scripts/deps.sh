@@ -12,8 +12,10 @@ SERVERS=(postgresql-15 postgresql-client-15 redis-server)
 # Test runner, HTTP client for smoke tests, promtool for checking /metrics and the
 # rules in deploy/, and what checks the other files there (nginx -t with a throw-away
 # certificate, systemd-analyze verify); clang with its libFuzzer runtime for the fuzz
-# targets (make fuzz); valgrind for memcheck under `bench/soak.sh --valgrind`.
-TEST=(libcriterion-dev curl prometheus nginx-light openssl systemd clang libclang-rt-14-dev valgrind)
+# targets (make fuzz); valgrind for memcheck under `bench/soak.sh --valgrind`; Node.js
+# and Chromium for the browser tests (tests/browser, playwright-core from npm).
+TEST=(libcriterion-dev curl prometheus nginx-light openssl systemd clang libclang-rt-14-dev valgrind
+  nodejs chromium)
 # Load generator, the reference server of bench/run.sh, jq for the stand-in's figures,
 # and gnuplot without X for the memory and fd plots of bench/soak.sh.
 BENCH=(wrk nginx-light jq gnuplot-nox)
@@ -76,6 +78,10 @@ done
 
 # Debian's nodejs comes without npm, which is a package of its own; Node.js from
 # elsewhere (NodeSource's package) carries its own npm and conflicts with Debian's.
+if [[ " ${groups[*]} " == *" test "* ]] && ! command -v npm >/dev/null 2>&1 &&
+  ! dpkg-query -W -f='${Version}' nodejs 2>/dev/null | grep -q nodesource; then
+  missing+=(npm)
+fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0

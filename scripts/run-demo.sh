@@ -69,6 +69,7 @@ done
 cat <<EOT
 
 conversa is serving on http://localhost:$port  (pid $(cat "$data/conversa.pid"), log: $data/conversa.log)
+open http://localhost:$port/ in a browser and sign in with the demo credentials below
 sending through the stand-in WhatsApp Cloud API on http://localhost:$fake_port (conversa fake-meta)
 $seed_out
 
