@@ -30,7 +30,7 @@ static void br_start(void)
     char port[16], hook[128];
     snprintf(port, sizeof(port), "%d", br_fake.port);
     snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/api/webhooks/meta/demo", br_srv.port);
-    const char *argv[] = {"fake-meta", "--port",        port,        "--window", "open", "--app-secret",
+    const char *argv[] = {"fake-meta",       "--port",        port, "--window", "open", "--app-secret",
                           "demo-app-secret", "--webhook-url", hook, NULL};
     hs_server_spawn(&br_fake, argv, NULL);
     double deadline = hs_now_ms() + 10000;

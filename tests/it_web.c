@@ -147,8 +147,8 @@ Test(web, assets_are_hashed_immutable_and_exactly_the_built_bytes)
         cr_assert_not_null(strstr(ref, out), "%s is not named after its hash %s", ref, out);
         hs_response_free(&r);
     }
-    cr_assert(n >= 2 && scripts >= 1 && styles >= 1, "index refers to %d assets (%d scripts, %d styles)", n,
-              scripts, styles);
+    cr_assert(n >= 2 && scripts >= 1 && styles >= 1, "index refers to %d assets (%d scripts, %d styles)", n, scripts,
+              styles);
     hs_response_free(&page);
     hs_server_stop(&s);
 }
@@ -209,9 +209,12 @@ Test(web, nothing_outside_the_assets_is_reachable)
 {
     hs_server_t s;
     hs_server_start(&s, NULL);
-    const char *paths[] = {"/assets/../../../../etc/passwd", "/assets/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-                           "/assets/..%2f..%2f..%2fetc%2fpasswd", "/assets/missing.0123456789abcdef.js",
-                           "/assets/index.html", "/assets/"};
+    const char *paths[] = {"/assets/../../../../etc/passwd",
+                           "/assets/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                           "/assets/..%2f..%2f..%2fetc%2fpasswd",
+                           "/assets/missing.0123456789abcdef.js",
+                           "/assets/index.html",
+                           "/assets/"};
     for (size_t i = 0; i != sizeof(paths) / sizeof(paths[0]); ++i) {
         hs_response_t r = hs_get(s.port, paths[i]);
         cr_assert(r.status != 0 && r.status != 500, "GET %s: %ld", paths[i], r.status);
@@ -283,8 +286,9 @@ Test(web, build_names_assets_by_content_and_drops_stale_ones)
     char out[2048];
     fixture_make("<html><link rel=\"stylesheet\" href=\"a.css\"><script defer src=\"a.js\"></script></html>");
     cr_assert_eq(fixture_build(out, sizeof(out)), 0, "%s", out);
-    cr_assert_eq(hs_sh(out, sizeof(out), "cd %s/out && ls assets | sort | tr '\\n' ' ' && grep -o '/assets/[^\"]*' "
-                                         "index.html | tr '\\n' ' '",
+    cr_assert_eq(hs_sh(out, sizeof(out),
+                       "cd %s/out && ls assets | sort | tr '\\n' ' ' && grep -o '/assets/[^\"]*' "
+                       "index.html | tr '\\n' ' '",
                        fixture),
                  0, "%s", out);
     /* each asset, its two variants, and index.html pointing at both */

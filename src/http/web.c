@@ -17,7 +17,7 @@
 
 /* Where scripts may come from, and what a page may embed; the app needs nothing else. */
 #define WEB_CSP                                                                                                        \
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; "                \
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; "                 \
     "frame-ancestors 'none'; form-action 'self'"
 
 /* index.html as built, and its precompressed variants (base NULL when absent) */
