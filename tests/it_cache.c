@@ -446,6 +446,87 @@ Test(cache, contact_rename)
     ca_write_then_read(ca_b.port, reads, ca_admin, "PATCH", path, "{\"name\":\"Renamed on B\"}", 200);
 }
 
+/*
+ * Gives conversation conv n unread messages straight in the database, behind the
+ * cache's back; then a PATCH, a real change that bumps the lists, so the cache agrees
+ * with the database again.
+ */
+static void ca_unread_set(int64_t conv, int n)
+{
+    cr_assert_eq(hs_sql(NULL, 0, "UPDATE conversations SET unread_count = %d WHERE id = %" PRId64, n, conv), 0);
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/conversations/%" PRId64, conv);
+    json_decref(ca_write(ca_a.port, "PATCH", path, ca_admin, "{\"status\":\"open\"}", 200));
+}
+
+/* The unread_count of conversation conv in the list at path, as process port serves it now. */
+static int64_t ca_list_unread(int port, const char *path, int64_t conv)
+{
+    hs_response_t r = hs_call(port, "GET", path, ca_admin, NULL);
+    cr_assert_eq(r.status, 200, "GET %s: %ld %s", path, r.status, r.body);
+    json_t *j = hs_json(&r);
+    hs_response_free(&r);
+    size_t i;
+    json_t *c;
+    int64_t n = -1;
+    json_array_foreach (json_object_get(j, "data"), i, c) {
+        if (json_integer_value(json_object_get(c, "id")) == conv)
+            n = json_integer_value(json_object_get(c, "unread_count"));
+    }
+    json_decref(j);
+    cr_assert_neq(n, -1, "conversation %" PRId64 " is not in %s", conv, path);
+    return n;
+}
+
+Test(cache, conversation_read)
+{
+    const char *reads[] = {"/api/v1/conversations?page=1&limit=20", "/api/v1/conversations?status=open&limit=20", NULL};
+    for (int i = 0; i != 4; ++i) {
+        int64_t conv = ca_conv[i % 3];
+        ca_unread_set(conv, 3 + i);
+        for (const char *const *p = reads; *p; ++p)
+            cr_assert_eq(ca_list_unread(ca_b.port, *p, conv), 3 + i);
+        char path[96];
+        snprintf(path, sizeof(path), "/api/v1/conversations/%" PRId64 "/read", conv);
+        /* warm on both, read on one, then both lists at once: fresh (the oracle's), and 0 */
+        ca_write_then_read(i % 2 ? ca_b.port : ca_a.port, reads, ca_agent, "POST", path, NULL, 200);
+        for (const char *const *p = reads; *p; ++p) {
+            cr_assert_eq(ca_list_unread(ca_a.port, *p, conv), 0, "A still shows it unread in %s", *p);
+            cr_assert_eq(ca_list_unread(ca_b.port, *p, conv), 0, "B still shows it unread in %s", *p);
+        }
+    }
+}
+
+Test(cache, repeated_conversation_read_changes_nothing)
+{
+    /* a conversation read already changes no body: the caches stay warm */
+    ca_unread_set(ca_conv[0], 2);
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/conversations/%" PRId64 "/read", ca_conv[0]);
+    json_decref(ca_write(ca_a.port, "POST", path, ca_admin, NULL, 200));
+    const char *reads[] = {"/api/v1/conversations?page=1&limit=20", "/api/v1/conversations/status", NULL};
+    for (const char *const *p = reads; *p; ++p) {
+        ca_warm(ca_a.port, *p, ca_admin);
+        ca_warm(ca_b.port, *p, ca_admin);
+    }
+    uint64_t bumps = ca_metric(ca_b.port, "cache_generation_bumps_total");
+    json_t *j = ca_write(ca_b.port, "POST", path, ca_admin, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "unread_count")), 0);
+    json_decref(j);
+    cr_assert_eq(ca_metric(ca_b.port, "cache_generation_bumps_total"), bumps, "a no-op read bumped");
+    for (const char *const *p = reads; *p; ++p) {
+        cr_assert_str_eq(ca_read_fresh(ca_a.port, *p, ca_admin), "HIT");
+        cr_assert_str_eq(ca_read_fresh(ca_b.port, *p, ca_admin), "HIT");
+    }
+    /* and a read that clears something bumps the lists, not the status counts */
+    ca_unread_set(ca_conv[0], 1);
+    for (const char *const *p = reads; *p; ++p)
+        ca_warm(ca_a.port, *p, ca_admin);
+    json_decref(ca_write(ca_b.port, "POST", path, ca_admin, NULL, 200));
+    cr_assert_str_eq(ca_read_fresh(ca_a.port, "/api/v1/conversations/status", ca_admin), "HIT");
+    cr_assert_str_neq(ca_read_fresh(ca_a.port, "/api/v1/conversations?page=1&limit=20", ca_admin), "HIT");
+}
+
 /* ---- TTL ---- */
 
 Test(cache, ttl_expiry)

@@ -729,3 +729,285 @@ Test(campaigns, agents_read_but_do_not_run_campaigns_and_companies_stay_apart)
     free(them);
     hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = '%s'", other);
 }
+
+/* ---- the sending queues' dead letters ---- */
+
+/* A dead letter of queue for the job's meta (JSON), as a worker that died on every attempt leaves it. */
+static long cp_dead_letter(const char *company, const char *queue, const char *key, const char *meta)
+{
+    char sql[1024], out[64];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO jobs (company_id, queue, key, payload, meta, status, attempts, max_attempts, last_error,"
+             " updated_at) VALUES (%s, '%s', '%s', ''::bytea, '%s', 'failed', 6, 6,"
+             " 'its worker stopped answering (lease expired after attempt 6)', now()) RETURNING id",
+             company, queue, key, meta);
+    cp_sqlf(out, sizeof(out), sql);
+    return atol(out);
+}
+
+/* The queues as GET /api/v1/queues lists them: "name:queued:running:failed,…". */
+static void cp_queues(const char *token, char *out, size_t cap)
+{
+    json_t *j = hs_call_json(cp_srv.port, "GET", "/api/v1/queues", token, NULL, 200);
+    size_t i, n = 0;
+    json_t *q;
+    out[0] = '\0';
+    json_array_foreach (json_object_get(j, "data"), i, q) {
+        n += (size_t)snprintf(out + n, cap - n, "%s%s:%lld:%lld:%lld", n ? "," : "",
+                              json_string_value(json_object_get(q, "name")),
+                              (long long)json_integer_value(json_object_get(q, "queued")),
+                              (long long)json_integer_value(json_object_get(q, "running")),
+                              (long long)json_integer_value(json_object_get(q, "failed")));
+        cr_assert(n < cap);
+    }
+    json_decref(j);
+}
+
+/* The ids of queue's dead letters, newest first, as "id,id"; checks each item's shape. */
+static void cp_failed_ids(const char *queue, char *out, size_t cap)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/queues/%s/failed?limit=100", queue);
+    json_t *j = hs_call_json(cp_srv.port, "GET", path, cp_admin, NULL, 200);
+    size_t i, n = 0;
+    json_t *f;
+    out[0] = '\0';
+    json_array_foreach (json_object_get(j, "data"), i, f) {
+        cr_assert_eq(json_integer_value(json_object_get(f, "attempts")), 6);
+        cr_assert_eq(json_integer_value(json_object_get(f, "max_attempts")), 6);
+        cr_assert(strstr(json_string_value(json_object_get(f, "last_error")), "lease expired") != NULL);
+        cr_assert_eq(json_integer_value(json_object_get(f, "payload_bytes")), 0);
+        n += (size_t)snprintf(out + n, cap - n, "%s%lld", n ? "," : "",
+                              (long long)json_integer_value(json_object_get(f, "id")));
+    }
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "pagination"), "total")),
+                 (json_int_t)json_array_size(json_object_get(j, "data")));
+    json_decref(j);
+}
+
+static long cp_post_status(const char *path, const char *token)
+{
+    hs_response_t r = hs_call(cp_srv.port, "POST", path, token, NULL);
+    long st = r.status;
+    hs_response_free(&r);
+    return st;
+}
+
+/*
+ * Both sending queues' dead letters, as a worker that died on every attempt leaves them
+ * (the lease expired after the last): per queue, one whose send had gone out (Meta's
+ * status named its wamid through the callback data) and one that never reached Meta.
+ * The queue API counts and lists them like the webhooks' ones; retried, each runs
+ * again and only the one that never went out is sent, once.
+ */
+Test(campaigns, failed_sending_jobs_are_listed_and_retried_without_sending_twice)
+{
+    json_decref(cp_fake_call("POST", "/_fake/config", "{\"window\":\"open\"}"));
+    char sql[2048], out[256];
+    /* replies: one never sent, one sent before its worker died */
+    long unsent_conv = cp_conversation("5521970000001"), sent_conv = cp_conversation("5521970000002");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO messages (company_id, conversation_id, direction, body, status, wamid) VALUES"
+             " (%s, %ld, 'outbound', 'never went out', 'pending', NULL),"
+             " (%s, %ld, 'outbound', 'went out before the crash', 'sent', 'wamid.SENTBEFORE.1')"
+             " RETURNING id",
+             cp_company, unsent_conv, cp_company, sent_conv);
+    cp_sqlf(out, sizeof(out), sql);
+    long unsent_msg = atol(out), sent_msg = atol(strchr(out, '\n') + 1);
+    char meta[128], key[64];
+    snprintf(meta, sizeof(meta), "{\"message\": %ld}", unsent_msg);
+    snprintf(key, sizeof(key), "%s:5521970000001", cp_conn);
+    long r_unsent = cp_dead_letter(cp_company, "outbound", key, meta);
+    snprintf(meta, sizeof(meta), "{\"message\": %ld}", sent_msg);
+    snprintf(key, sizeof(key), "%s:5521970000002", cp_conn);
+    long r_sent = cp_dead_letter(cp_company, "outbound", key, meta);
+    /* a running campaign of two recipients: one never sent, one sent before */
+    cp_contacts("552198", 2, "{}");
+    snprintf(sql, sizeof(sql),
+             "WITH c AS (INSERT INTO campaigns (company_id, connection_id, name, template_name, template_language,"
+             " audience, status, started_at, total, expanded_to, expanding)"
+             " SELECT %s, %s, 'dead letters', 'promo_dead', 'pt_BR', jsonb_build_object('phone_prefix', '552198'),"
+             " 'running', now(), 2, max(id), false FROM contacts WHERE company_id = %s AND phone_number LIKE '552198%%'"
+             " RETURNING id)"
+             " INSERT INTO campaign_recipients (company_id, campaign_id, contact_id, status, wamid, attempts)"
+             " SELECT %s, c.id, k.id, CASE WHEN k.phone_number LIKE '%%2' THEN 'sent' ELSE 'pending' END,"
+             " CASE WHEN k.phone_number LIKE '%%2' THEN 'wamid.SENTBEFORE.2' END, 1"
+             " FROM c, contacts k WHERE k.company_id = %s AND k.phone_number LIKE '552198%%'"
+             " RETURNING campaign_id || ':' || contact_id || ':' || status",
+             cp_company, cp_conn, cp_company, cp_company, cp_company);
+    cp_sqlf(out, sizeof(out), sql);
+    long campaign = 0, c_unsent = 0, c_sent = 0;
+    for (char *save, *line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        long cid = 0, contact = 0;
+        char status[16];
+        cr_assert_eq(sscanf(line, "%ld:%ld:%15s", &cid, &contact, status), 3, "%s", line);
+        campaign = cid;
+        *(strcmp(status, "sent") == 0 ? &c_sent : &c_unsent) = contact;
+    }
+    cr_assert(campaign > 0 && c_sent > 0 && c_unsent > 0);
+    snprintf(meta, sizeof(meta), "{\"campaign\": %ld, \"contact\": %ld}", campaign, c_unsent);
+    snprintf(key, sizeof(key), "%s:552198000001", cp_conn);
+    long c_job_unsent = cp_dead_letter(cp_company, "campaigns", key, meta);
+    snprintf(meta, sizeof(meta), "{\"campaign\": %ld, \"contact\": %ld}", campaign, c_sent);
+    snprintf(key, sizeof(key), "%s:552198000002", cp_conn);
+    long c_job_sent = cp_dead_letter(cp_company, "campaigns", key, meta);
+
+    /* every queue, in order, with its counts */
+    char queues[256];
+    cp_queues(cp_admin, queues, sizeof(queues));
+    cr_assert_str_eq(queues, "webhooks:0:0:0,outbound:0:0:2,campaigns:0:0:2");
+    char ids[128], want[128];
+    cp_failed_ids("outbound", ids, sizeof(ids));
+    snprintf(want, sizeof(want), "%ld,%ld", r_sent, r_unsent);
+    cr_assert_str_eq(ids, want, "newest first");
+    cp_failed_ids("campaigns", ids, sizeof(ids));
+    snprintf(want, sizeof(want), "%ld,%ld", c_job_sent, c_job_unsent);
+    cr_assert_str_eq(ids, want);
+    cp_failed_ids("webhooks", ids, sizeof(ids));
+    cr_assert_str_eq(ids, "");
+
+    /* a job is retried through its own queue only; names are exact; ids are ids */
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/queues/campaigns/failed/%ld/retry", r_unsent);
+    cr_assert_eq(cp_post_status(path, cp_admin), 404);
+    snprintf(path, sizeof(path), "/api/v1/queues/webhooks/failed/%ld/retry", c_job_unsent);
+    cr_assert_eq(cp_post_status(path, cp_admin), 404);
+    cr_assert_eq(cp_post_status("/api/v1/queues/outbound/failed/987654321/retry", cp_admin), 404);
+    static const char *const unknown[] = {"/api/v1/queues/sms/failed", "/api/v1/queues/Outbound/failed",
+                                          "/api/v1/queues/outbound%20/failed", "/api/v1/queues/outbounds/failed"};
+    for (size_t i = 0; i != sizeof(unknown) / sizeof(unknown[0]); ++i) {
+        hs_response_t r = hs_call(cp_srv.port, "GET", unknown[i], cp_admin, NULL);
+        cr_assert_eq(r.status, 404, "%s: %ld %s", unknown[i], r.status, r.body);
+        hs_response_free(&r);
+    }
+    cr_assert_eq(cp_post_status("/api/v1/queues/sms/failed/retry_all", cp_admin), 404);
+    static const char *const bad_ids[] = {"abc", "0", "-2", "1.5", "99999999999999999999"};
+    for (size_t i = 0; i != sizeof(bad_ids) / sizeof(bad_ids[0]); ++i) {
+        snprintf(path, sizeof(path), "/api/v1/queues/outbound/failed/%s/retry", bad_ids[i]);
+        hs_response_t r = hs_call(cp_srv.port, "POST", path, cp_admin, NULL);
+        cr_assert_eq(r.status, 400, "%s: %ld %s", path, r.status, r.body);
+        cr_assert(strstr(r.body, "\"field\":\"id\"") != NULL, "%s", r.body);
+        hs_response_free(&r);
+    }
+    hs_response_t r = hs_call(cp_srv.port, "GET", "/api/v1/queues/campaigns/failed?limit=0", cp_admin, NULL);
+    cr_assert_eq(r.status, 400, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+    cp_queues(cp_admin, queues, sizeof(queues));
+    cr_assert_str_eq(queues, "webhooks:0:0:0,outbound:0:0:2,campaigns:0:0:2", "a refused retry changed something");
+
+    /* one retried alone: queued again with its attempts starting over */
+    snprintf(path, sizeof(path), "/api/v1/queues/outbound/failed/%ld/retry", r_unsent);
+    json_t *j = hs_call_json(cp_srv.port, "POST", path, cp_admin, NULL, 200);
+    json_t *d = json_object_get(j, "data");
+    cr_assert_eq(json_integer_value(json_object_get(d, "id")), r_unsent);
+    cr_assert_str_eq(json_string_value(json_object_get(d, "status")), "queued");
+    cr_assert_eq(json_integer_value(json_object_get(d, "attempts")), 0);
+    json_decref(j);
+    /* the rest at once, queue by queue */
+    j = hs_call_json(cp_srv.port, "POST", "/api/v1/queues/outbound/failed/retry_all", cp_admin, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "retried")), 1);
+    json_decref(j);
+    j = hs_call_json(cp_srv.port, "POST", "/api/v1/queues/campaigns/failed/retry_all", cp_admin, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "retried")), 2);
+    json_decref(j);
+
+    /* the workers take them at once (NOTIFY) and finish them */
+    double deadline = hs_now_ms() + 20000;
+    while (cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status <> 'completed'", cp_company) > 0 &&
+           hs_now_ms() < deadline)
+        hs_sleep_ms(50);
+    cr_assert_eq(cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status <> 'completed'", cp_company), 0);
+    cp_queues(cp_admin, queues, sizeof(queues));
+    cr_assert_str_eq(queues, "webhooks:0:0:0,outbound:0:0:0,campaigns:0:0:0");
+    snprintf(path, sizeof(path), "/api/v1/queues/outbound/failed/%ld/retry", r_unsent);
+    cr_assert_eq(cp_post_status(path, cp_admin), 404, "retried twice");
+
+    /* Meta saw each send that had not gone out, once, and nothing else */
+    json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
+    cr_assert_eq(cp_stat(s, "requests"), 2, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "accepted"), 2, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "recipients"), 2, "%s", json_dumps(s, 0));
+    cr_assert_eq(cp_stat(s, "duplicates"), 0);
+    json_decref(s);
+    cr_assert_eq(
+        cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND id = %ld AND wamid LIKE 'wamid.FAKE%%'",
+                 cp_company, unsent_msg),
+        1, "the reply that never went out was not sent");
+    cr_assert_eq(cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND id = %ld"
+                          " AND wamid = 'wamid.SENTBEFORE.1'",
+                          cp_company, sent_msg),
+                 1);
+    cr_assert_eq(cp_count("SELECT count(*) FROM campaign_recipients WHERE company_id = %s AND contact_id = %ld"
+                          " AND wamid LIKE 'wamid.FAKE%%'",
+                          cp_company, c_unsent),
+                 1);
+    cr_assert_eq(cp_count("SELECT count(*) FROM campaign_recipients WHERE company_id = %s AND contact_id = %ld"
+                          " AND wamid = 'wamid.SENTBEFORE.2'",
+                          cp_company, c_sent),
+                 1);
+    /* with its last recipient sent, the campaign is done */
+    json_t *c = cp_wait(campaign, cp_completed, 10000);
+    cr_assert(cp_completed(c), "%s", json_dumps(c, 0));
+    cr_assert_eq(cp_progress(c, "pending"), 0);
+    json_decref(c);
+}
+
+Test(campaigns, dead_letters_stay_within_their_company)
+{
+    char other[32], sql[256], their_company[24], email[96];
+    snprintf(other, sizeof(other), "it-cp3-%d", (int)getpid());
+    hs_company(other, "Other company");
+    snprintf(sql, sizeof(sql), "SELECT id FROM companies WHERE slug = '%s'", other);
+    cp_sqlf(their_company, sizeof(their_company), sql);
+    long theirs = cp_dead_letter(their_company, "outbound", "1:5521960000001", "{\"message\": 1}");
+    long ours = cp_dead_letter(cp_company, "campaigns", "1:5521960000002", "{\"campaign\": 1, \"contact\": 1}");
+    snprintf(email, sizeof(email), "admin@%s.test", other);
+    char *them = hs_login(cp_srv.port, email);
+
+    /* each admin counts and lists only the company's own */
+    char queues[256], ids[128], want[64];
+    cp_queues(cp_admin, queues, sizeof(queues));
+    cr_assert_str_eq(queues, "webhooks:0:0:0,outbound:0:0:0,campaigns:0:0:1");
+    cp_queues(them, queues, sizeof(queues));
+    cr_assert_str_eq(queues, "webhooks:0:0:0,outbound:0:0:1,campaigns:0:0:0");
+    cp_failed_ids("outbound", ids, sizeof(ids));
+    cr_assert_str_eq(ids, "");
+    snprintf(want, sizeof(want), "%ld", ours);
+    cp_failed_ids("campaigns", ids, sizeof(ids));
+    cr_assert_str_eq(ids, want);
+
+    /* another company's job is not found, exactly like an unknown one; retry_all leaves it */
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/queues/outbound/failed/%ld/retry", theirs);
+    hs_response_t a = hs_call(cp_srv.port, "POST", path, cp_admin, NULL);
+    hs_response_t b = hs_call(cp_srv.port, "POST", "/api/v1/queues/outbound/failed/987654321/retry", cp_admin, NULL);
+    cr_assert_eq(a.status, 404, "%ld %s", a.status, a.body);
+    cr_assert_eq(b.status, 404);
+    json_t *ja = hs_json(&a), *jb = hs_json(&b);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ja, "error"), "message")),
+                     json_string_value(json_object_get(json_object_get(jb, "error"), "message")));
+    json_decref(ja);
+    json_decref(jb);
+    hs_response_free(&a);
+    hs_response_free(&b);
+    snprintf(path, sizeof(path), "/api/v1/queues/campaigns/failed/%ld/retry", ours);
+    cr_assert_eq(cp_post_status(path, them), 404);
+    json_t *j = hs_call_json(cp_srv.port, "POST", "/api/v1/queues/outbound/failed/retry_all", cp_admin, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "retried")), 0);
+    json_decref(j);
+    j = hs_call_json(cp_srv.port, "POST", "/api/v1/queues/campaigns/failed/retry_all", them, NULL, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "retried")), 0);
+    json_decref(j);
+    cr_assert_eq(cp_count("SELECT count(*) FROM jobs WHERE id IN (%ld, %ld) AND status = 'failed'", theirs, ours), 2);
+
+    /* the queues are an admin's: an agent is refused */
+    snprintf(email, sizeof(email), "agent@%s.test", cp_slug);
+    char *agent = hs_login(cp_srv.port, email);
+    hs_response_t r = hs_call(cp_srv.port, "GET", "/api/v1/queues", agent, NULL);
+    cr_assert_eq(r.status, 403, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+    cr_assert_eq(cp_post_status("/api/v1/queues/campaigns/failed/retry_all", agent), 403);
+    free(agent);
+    free(them);
+    hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = '%s'", other);
+}

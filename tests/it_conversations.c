@@ -475,3 +475,266 @@ Test(conversations, another_companys_ids_are_not_found)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "data"), "total")), acme_sql_long(""));
     json_decref(j);
 }
+
+/* ---- users ---- */
+
+/* A page of users as "id:name:email:role,…", each item checked to hold exactly those four fields. */
+static char *users_text(json_t *j)
+{
+    json_t *data = json_object_get(j, "data");
+    cr_assert(json_is_array(data));
+    size_t cap = 65536, len = 0, i;
+    char *out = calloc(1, cap);
+    json_t *u;
+    json_array_foreach (data, i, u) {
+        cr_assert_eq(json_object_size(u), 4, "a user with other fields than id, name, email, role");
+        cr_assert(json_is_integer(json_object_get(u, "id")));
+        len += (size_t)snprintf(
+            out + len, cap - len, "%s%lld:%s:%s:%s", len ? "," : "",
+            (long long)json_integer_value(json_object_get(u, "id")), json_string_value(json_object_get(u, "name")),
+            json_string_value(json_object_get(u, "email")), json_string_value(json_object_get(u, "role")));
+        cr_assert(len < cap);
+    }
+    return out;
+}
+
+/* The users of company `where` (SQL on k), as users_text() renders them, first `limit`. */
+static void users_want(char *out, size_t cap, const char *where, int limit)
+{
+    cr_assert_eq(hs_sql(out, cap,
+                        "SELECT coalesce(string_agg(id || ':' || name || ':' || email || ':' || role, ',' ORDER BY id),"
+                        " '') FROM (SELECT u.* FROM users u JOIN companies k ON k.id = u.company_id WHERE %s"
+                        " ORDER BY u.id LIMIT %d) u",
+                        where, limit),
+                 0, "%s", out);
+}
+
+Test(conversations, users_are_the_callers_company_only)
+{
+    /* a third colleague whose name needs escaping in JSON */
+    cr_assert_eq(hs_sql(NULL, 0,
+                        "INSERT INTO users (company_id, email, name, role) SELECT id, 'zoe@%s.test',"
+                        " 'Zoë \"Z\" O''Neil \\ ☃', 'agent' FROM companies WHERE slug = '%s'",
+                        slug, slug),
+                 0);
+    char where[128], want[4096];
+    snprintf(where, sizeof(where), "k.slug = '%s'", slug);
+    users_want(want, sizeof(want), where, 1000);
+    cr_assert(strstr(want, "Zoë \"Z\" O'Neil \\ ☃") != NULL, "%s", want);
+    /* an agent reads them as an admin does: assigning to a colleague needs their ids */
+    const char *hdrs[] = {acme_admin_hdr, acme_agent_hdr};
+    for (size_t i = 0; i != 2; ++i) {
+        json_t *j = get_json_as(hdrs[i], "/api/v1/users", 200);
+        cr_assert_eq(json_object_size(j), 1, "only data");
+        char *got = users_text(j);
+        cr_assert_str_eq(got, want);
+        cr_assert(strstr(got, "demo.conversa.dev") == NULL);
+        free(got);
+        json_decref(j);
+    }
+    hs_response_t r = get_as(acme_admin_hdr, "/api/v1/users");
+    cr_assert(strstr(r.body, "password") == NULL && strstr(r.body, "argon2") == NULL, "%s", r.body);
+    hs_response_free(&r);
+    /* the neighbour sees its own, none of these */
+    json_t *j = get_json_as(demo_admin_hdr, "/api/v1/users", 200);
+    char *got = users_text(j);
+    users_want(want, sizeof(want), "k.slug = 'demo'", 1000);
+    cr_assert_str_eq(got, want);
+    cr_assert(strstr(got, slug) == NULL, "%s", got);
+    free(got);
+    json_decref(j);
+    /* no token; the methods and paths that do not exist */
+    r = hs_get(srv.port, "/api/v1/users");
+    cr_assert_eq(r.status, 401);
+    hs_response_free(&r);
+    r = send_as(acme_admin_hdr, "POST", "/api/v1/users", "{\"name\":\"x\"}");
+    cr_assert_eq(r.status, 405, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+    r = get_as(acme_admin_hdr, "/api/v1/users/1");
+    cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+}
+
+Test(conversations, users_are_capped_at_a_thousand)
+{
+    cr_assert_eq(hs_sql(NULL, 0,
+                        "INSERT INTO users (company_id, email, name) SELECT k.id, 'u' || g || '@%s.test', 'User ' || g"
+                        " FROM companies k, generate_series(1, 1000) g WHERE k.slug = '%s'",
+                        slug, slug),
+                 0);
+    char where[128];
+    snprintf(where, sizeof(where), "k.slug = '%s'", slug);
+    char *want = calloc(1, 65536);
+    users_want(want, 65536, where, 1000);
+    json_t *j = get_json_as(acme_agent_hdr, "/api/v1/users", 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "data")), 1000);
+    char *got = users_text(j);
+    cr_assert_str_eq(got, want, "the first thousand by id");
+    free(got);
+    free(want);
+    json_decref(j);
+}
+
+/* ---- marking a conversation read ---- */
+
+/* The item of conversation id in a list page (NULL when absent). */
+static json_t *list_item(json_t *page, long long id)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach (json_object_get(page, "data"), i, c) {
+        if (json_integer_value(json_object_get(c, "id")) == id)
+            return c;
+    }
+    return NULL;
+}
+
+static long acme_unread(const char *id)
+{
+    char out[32];
+    cr_assert_eq(hs_sql(out, sizeof(out), "SELECT unread_count FROM conversations WHERE id = %s", id), 0, "%s", out);
+    return atol(out);
+}
+
+Test(conversations, read_clears_the_unread_count_and_the_list_follows)
+{
+    char conv[32], path[96], read[96];
+    cr_assert_eq(hs_sql(conv, sizeof(conv),
+                        "SELECT min(c.id) FROM conversations c JOIN companies k ON k.id = c.company_id"
+                        " WHERE k.slug = '%s' AND c.status = 'open'",
+                        slug),
+                 0);
+    snprintf(path, sizeof(path), "/api/v1/conversations/%s", conv);
+    snprintf(read, sizeof(read), "/api/v1/conversations/%s/read", conv);
+    /* four messages nobody read, straight in the database; the PATCH is a real write, which
+     * bumps the lists' generation (so the cache agrees) and puts it first in the open list */
+    cr_assert_eq(hs_sql(NULL, 0, "UPDATE conversations SET unread_count = 4 WHERE id = %s", conv), 0);
+    hs_response_t r = send_as(acme_admin_hdr, "PATCH", path, "{\"status\":\"open\"}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    hs_response_free(&r);
+    const char *list = "/api/v1/conversations?status=open&limit=10";
+    for (int i = 0; i != 2; ++i) { /* a miss, then (most likely) a hit: both show 4 */
+        json_t *p = get_json_as(acme_agent_hdr, list, 200);
+        json_t *item = json_array_get(json_object_get(p, "data"), 0);
+        cr_assert_eq(json_integer_value(json_object_get(item, "id")), atoll(conv));
+        cr_assert_eq(json_integer_value(json_object_get(item, "unread_count")), 4);
+        json_decref(p);
+    }
+    json_t *before = get_json_as(acme_agent_hdr, path, 200);
+    json_t *bd = json_object_get(before, "data");
+    cr_assert_eq(json_integer_value(json_object_get(bd, "unread_count")), 4);
+
+    /* the answer is the conversation as GET and PATCH give it, with nothing else changed:
+     * reading is no news, so updated_at (the lists' order) stays */
+    r = send_as(acme_agent_hdr, "POST", read, NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    json_t *after = hs_json(&r);
+    char *first = strdup(r.body);
+    hs_response_free(&r);
+    json_t *ad = json_object_get(after, "data");
+    cr_assert_eq(json_object_size(after), 1);
+    cr_assert_eq(json_integer_value(json_object_get(ad, "unread_count")), 0);
+    json_object_set_new(bd, "unread_count", json_integer(0));
+    cr_assert(json_equal(ad, bd), "the read changed more than unread_count");
+    json_decref(before);
+    json_decref(after);
+    cr_assert_eq(acme_unread(conv), 0);
+
+    /* the list right after: 0, at once, in the same place */
+    json_t *p = get_json_as(acme_admin_hdr, list, 200);
+    json_t *item = json_array_get(json_object_get(p, "data"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(item, "id")), atoll(conv), "reading moved it in the list");
+    cr_assert_eq(json_integer_value(json_object_get(item, "unread_count")), 0, "the list still shows it unread");
+    json_decref(p);
+    p = get_json_as(acme_admin_hdr, "/api/v1/conversations?limit=50", 200);
+    item = list_item(p, atoll(conv));
+    cr_assert_not_null(item);
+    cr_assert_eq(json_integer_value(json_object_get(item, "unread_count")), 0);
+    json_decref(p);
+
+    /* idempotent: the same answer again, nothing changes */
+    r = send_as(acme_admin_hdr, "POST", read, NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert_str_eq(r.body, first);
+    hs_response_free(&r);
+    free(first);
+    cr_assert_eq(acme_unread(conv), 0);
+
+    /* a message arriving afterwards counts again, and the next read clears it */
+    cr_assert_eq(hs_sql(NULL, 0, "UPDATE conversations SET unread_count = unread_count + 1 WHERE id = %s", conv), 0);
+    json_t *again = NULL;
+    r = send_as(acme_agent_hdr, "POST", read, "");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    again = hs_json(&r);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(again, "data"), "unread_count")), 0);
+    json_decref(again);
+    hs_response_free(&r);
+    cr_assert_eq(acme_unread(conv), 0);
+    /* the status counts are not moved by a read */
+    json_t *s1 = get_json_as(acme_admin_hdr, "/api/v1/conversations/status", 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(s1, "data"), "open")),
+                 acme_sql_long("AND status = 'open'"));
+    json_decref(s1);
+}
+
+Test(conversations, read_of_unknown_or_another_companys_conversation_is_not_found)
+{
+    char demo_conv[32], demo_before[32], demo_after[32], acme_conv[32], path[128];
+    cr_assert_eq(hs_sql(demo_conv, sizeof(demo_conv),
+                        "SELECT min(c.id) FROM conversations c JOIN companies k ON k.id = c.company_id"
+                        " WHERE k.slug = 'demo'"),
+                 0);
+    cr_assert_eq(hs_sql(demo_before, sizeof(demo_before),
+                        "SELECT unread_count || ':' || updated_at FROM conversations WHERE id = %s", demo_conv),
+                 0);
+    snprintf(path, sizeof(path), "/api/v1/conversations/%s/read", demo_conv);
+    hs_response_t theirs = send_as(acme_admin_hdr, "POST", path, NULL);
+    cr_assert_eq(theirs.status, 404, "%ld %s", theirs.status, theirs.body);
+    hs_response_t none = send_as(acme_admin_hdr, "POST", "/api/v1/conversations/987654321/read", NULL);
+    cr_assert_eq(none.status, 404, "%ld %s", none.status, none.body);
+    /* exactly like an id that does not exist, and nothing of theirs in it */
+    json_t *a = hs_json(&theirs), *b = hs_json(&none);
+    cr_assert_null(json_object_get(a, "data"));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "error"), "code")), "not_found");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "error"), "message")),
+                     json_string_value(json_object_get(json_object_get(b, "error"), "message")));
+    cr_assert(strstr(theirs.body, "Mariana") == NULL && strstr(theirs.body, "5511") == NULL, "%s", theirs.body);
+    json_decref(a);
+    json_decref(b);
+    hs_response_free(&theirs);
+    hs_response_free(&none);
+    cr_assert_eq(hs_sql(demo_after, sizeof(demo_after),
+                        "SELECT unread_count || ':' || updated_at FROM conversations WHERE id = %s", demo_conv),
+                 0);
+    cr_assert_str_eq(demo_after, demo_before, "another company's conversation changed");
+    /* and the other way round: the neighbour cannot clear ours */
+    cr_assert_eq(hs_sql(acme_conv, sizeof(acme_conv),
+                        "UPDATE conversations SET unread_count = 2 WHERE id = (SELECT min(c.id) FROM conversations c"
+                        " JOIN companies k ON k.id = c.company_id WHERE k.slug = '%s') RETURNING id",
+                        slug),
+                 0);
+    snprintf(path, sizeof(path), "/api/v1/conversations/%s/read", acme_conv);
+    hs_response_t r = send_as(demo_admin_hdr, "POST", path, NULL);
+    cr_assert_eq(r.status, 404, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+    cr_assert_eq(acme_unread(acme_conv), 2);
+
+    /* ids that are not ids: 400 naming the field, before any query */
+    static const char *const bad[] = {"abc", "0", "-1", "1.5", "99999999999999999999", "1e3", "%20"};
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+        snprintf(path, sizeof(path), "/api/v1/conversations/%s/read", bad[i]);
+        expect_invalid(acme_admin_hdr, "POST", path, NULL, "id");
+    }
+    /* other methods, no token */
+    snprintf(path, sizeof(path), "/api/v1/conversations/%s/read", acme_conv);
+    r = get_as(acme_admin_hdr, path);
+    cr_assert_eq(r.status, 405, "%ld %s", r.status, r.body);
+    char *allow = hs_header(&r, "allow");
+    cr_assert(allow != NULL && strstr(allow, "POST") != NULL, "%s", allow ? allow : "(no Allow)");
+    free(allow);
+    hs_response_free(&r);
+    r = hs_request(srv.port, "POST", path, NULL, 0, NULL);
+    cr_assert_eq(r.status, 401, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+    cr_assert_eq(acme_unread(acme_conv), 2, "a refused read changed the count");
+}

@@ -65,7 +65,8 @@ typedef struct mx_case {
     const char *id_sql; /* the demo company's id to put in :id, or NULL */
     const char *path;   /* the path when there is no :id (may hold a query) */
     const char *body;
-    long want; /* expected status; 0: any 2xx/4xx that leaks nothing */
+    long want;         /* expected status; 0: any 2xx/4xx that leaks nothing */
+    const char *queue; /* the queue in :name; NULL: webhooks */
 } mx_case_t;
 
 /* a draft campaign of the demo company's, made for a case (removed at teardown) */
@@ -108,6 +109,10 @@ static const mx_case_t cases[] = {
      "SELECT min(id) FROM conversations WHERE company_id = (SELECT id FROM "
      "companies WHERE slug = 'demo')",
      NULL, "{\"status\":\"resolved\"}", 404},
+    {"POST", "/api/v1/conversations/:id/read",
+     "SELECT min(id) FROM conversations WHERE company_id = (SELECT id FROM "
+     "companies WHERE slug = 'demo')",
+     NULL, NULL, 404},
     {"GET", "/api/v1/conversations/:id/messages",
      "SELECT min(id) FROM conversations WHERE company_id = (SELECT id "
      "FROM companies WHERE slug = 'demo')",
@@ -135,6 +140,7 @@ static const mx_case_t cases[] = {
      "SELECT min(id) FROM notifications WHERE company_id = (SELECT id FROM "
      "companies WHERE slug = 'demo')",
      NULL, NULL, 404},
+    {"GET", "/api/v1/users", NULL, "/api/v1/users", NULL, 200},
     {"GET", "/api/v1/campaigns", NULL, "/api/v1/campaigns?limit=100", NULL, 200},
     /* the demo company's connection: refused as unknown */
     {"POST", "/api/v1/campaigns", NULL, "/api/v1/campaigns",
@@ -157,6 +163,21 @@ static const mx_case_t cases[] = {
      " convert_to('{}', 'UTF8'), 'failed', 'matrix' FROM companies WHERE slug = 'demo' RETURNING id)"
      " SELECT id FROM j",
      NULL, NULL, 404},
+    /* every queue conversa runs, the same */
+    {"GET", "/api/v1/queues/:name/failed", NULL, "/api/v1/queues/outbound/failed", NULL, 200},
+    {"GET", "/api/v1/queues/:name/failed", NULL, "/api/v1/queues/campaigns/failed", NULL, 200},
+    {"POST", "/api/v1/queues/:name/failed/retry_all", NULL, "/api/v1/queues/outbound/failed/retry_all", NULL, 200},
+    {"POST", "/api/v1/queues/:name/failed/retry_all", NULL, "/api/v1/queues/campaigns/failed/retry_all", NULL, 200},
+    {"POST", "/api/v1/queues/:name/failed/:id/retry",
+     "WITH j AS (INSERT INTO jobs (company_id, queue, payload, meta, status, last_error) SELECT id, 'outbound',"
+     " ''::bytea, '{\"message\": 1}', 'failed', 'matrix' FROM companies WHERE slug = 'demo' RETURNING id)"
+     " SELECT id FROM j",
+     NULL, NULL, 404, "outbound"},
+    {"POST", "/api/v1/queues/:name/failed/:id/retry",
+     "WITH j AS (INSERT INTO jobs (company_id, queue, payload, meta, status, last_error) SELECT id, 'campaigns',"
+     " ''::bytea, '{\"campaign\": 1, \"contact\": 1}', 'failed', 'matrix' FROM companies WHERE slug = 'demo'"
+     " RETURNING id) SELECT id FROM j",
+     NULL, NULL, 404, "campaigns"},
     /* public: Meta's calls, refused without the connection's secrets */
     {"GET", "/api/webhooks/meta/:slug", NULL, "/api/webhooks/meta/demo?hub.mode=subscribe&hub.challenge=x", NULL, 403},
     {"POST", "/api/webhooks/meta/:slug", NULL, "/api/webhooks/meta/demo", "{}", 401},
@@ -169,8 +190,8 @@ static void demo_fingerprint(char *out, size_t cap)
 {
     cr_assert_eq(
         hs_sql(out, cap,
-               "SELECT (SELECT string_agg(id || status || coalesce(assignee_id, 0) || updated_at, ',' ORDER BY id)"
-               " FROM conversations WHERE company_id = k.id),"
+               "SELECT (SELECT string_agg(id || status || coalesce(assignee_id, 0) || updated_at || ':'"
+               " || unread_count, ',' ORDER BY id) FROM conversations WHERE company_id = k.id),"
                " (SELECT string_agg(id || coalesce(name, '') || phone_number, ',' ORDER BY id) FROM contacts"
                " WHERE company_id = k.id),"
                " (SELECT string_agg(id || is_read::text, ',' ORDER BY id) FROM notifications WHERE company_id = k.id),"
@@ -181,13 +202,14 @@ static void demo_fingerprint(char *out, size_t cap)
         0, "%s", out);
 }
 
-/* The path of route with id for :id and the webhooks queue for :name. */
-static void mx_fill(const char *route, const char *id, char *out, size_t cap)
+/* The path of route with id for :id and queue (webhooks when NULL) for :name. */
+static void mx_fill(const char *route, const char *id, const char *queue, char *out, size_t cap)
 {
     char tmp[512];
     const char *name = strstr(route, ":name");
     if (name != NULL)
-        snprintf(tmp, sizeof(tmp), "%.*swebhooks%s", (int)(name - route), route, name + 5);
+        snprintf(tmp, sizeof(tmp), "%.*s%s%s", (int)(name - route), route, queue != NULL ? queue : "webhooks",
+                 name + 5);
     else
         snprintf(tmp, sizeof(tmp), "%s", route);
     const char *at = strstr(tmp, ":id");
@@ -213,7 +235,7 @@ Test(matrix, every_route_keeps_companies_apart)
             char id[32];
             cr_assert_eq(hs_sql(id, sizeof(id), "%s", c->id_sql), 0);
             cr_assert(atol(id) > 0, "no demo id for %s %s", c->method, c->route);
-            mx_fill(c->route, id, path, sizeof(path));
+            mx_fill(c->route, id, c->queue, path, sizeof(path));
         } else {
             snprintf(path, sizeof(path), "%s", c->path);
         }
@@ -227,7 +249,7 @@ Test(matrix, every_route_keeps_companies_apart)
         if (c->want == 404 && c->id_sql != NULL) {
             /* the same answer as an id that does not exist */
             char missing[512];
-            mx_fill(c->route, "987654321", missing, sizeof(missing));
+            mx_fill(c->route, "987654321", c->queue, missing, sizeof(missing));
             hs_response_t none =
                 hs_request(srv.port, c->method, missing, c->body, c->body ? strlen(c->body) : 0, headers);
             cr_assert_eq(none.status, 404, "%s %s: %ld", c->method, missing, none.status);

@@ -5,6 +5,7 @@
  *   GET   /api/v1/conversations/status          counts per status, mine, unassigned
  *   GET   /api/v1/conversations/:id             one conversation
  *   PATCH /api/v1/conversations/:id             status and/or assignee
+ *   POST  /api/v1/conversations/:id/read        marks it read: unread_count 0 (idempotent)
  *   GET   /api/v1/conversations/:id/messages    a conversation's messages, newest first
  *   POST  /api/v1/conversations/:id/messages    an agent's reply {"text"}, stored as pending
  *
@@ -272,6 +273,54 @@ void api_conversations_patch(http_request_t *r)
                       PG_TEXT(present ? "true" : "false"),
                       present && !is_null ? api_db_i64(r, assignee) : PG_TEXT(NULL)};
     api_db_call(r, &conv_patch_stmt, p, 5, conv_on_patched);
+}
+
+/*
+ * Read: the customer's messages were seen, so unread_count (counted up by every
+ * inbound message, webhook_apply) goes back to 0. The row is locked first (prev), so
+ * an inbound message committing meanwhile is either counted before (and cleared) or
+ * after (and stays unread), and exactly one of two concurrent reads reports the
+ * change (column 1). updated_at is left alone: reading is no news, and the lists'
+ * order and cursors rest on it. The answer is the conversation, as PATCH gives it.
+ */
+static pg_stmt_t conv_read_stmt = {
+    "WITH prev AS MATERIALIZED (SELECT c.id, c.unread_count FROM conversations c"
+    " WHERE c.company_id = $1 AND c.id = $2 FOR UPDATE),"
+    " upd AS (UPDATE conversations c SET unread_count = 0 FROM prev WHERE c.company_id = $1 AND c.id = prev.id"
+    " RETURNING c.*, prev.unread_count AS was)"
+    " SELECT json_build_object('data', " CONV_ITEM ")::text, c.was <> 0 FROM upd c"
+    " JOIN contacts ct ON ct.company_id = c.company_id AND ct.id = c.contact_id",
+    2};
+
+/*
+ * Of the cached bodies only the lists show unread_count (the status counts and the
+ * messages do not; the single conversation is not cached), so a read that cleared
+ * something bumps them before answering, in this process and every other, and one
+ * that found nothing unread leaves every cached body right and bumps nothing.
+ */
+static void conv_on_read(http_request_t *r, PGresult *res)
+{
+    if (PQntuples(res) == 0) {
+        http_reply_error(r, 404, "not_found", "conversation not found");
+        return;
+    }
+    const char *body = PQgetvalue(res, 0, 0);
+    size_t len = (size_t)PQgetlength(res, 0, 0);
+    if (PQgetvalue(res, 0, 1)[0] != 't') {
+        http_reply_json(r, 200, body, len);
+        return;
+    }
+    const cache_gen_t gen = {CACHE_SCOPE_CONVERSATIONS, 0};
+    api_cache_bump_reply(r, &gen, 1, 200, body, len);
+}
+
+void api_conversations_read(http_request_t *r)
+{
+    int64_t id;
+    if (api_param_id(r, "id", &id) != 0)
+        return;
+    pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, id)};
+    api_db_call(r, &conv_read_stmt, p, 2, conv_on_read);
 }
 
 /*

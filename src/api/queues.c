@@ -9,15 +9,30 @@
  *                                                    start over)
  *   POST /api/v1/queues/:name/failed/retry_all       queues every failed job of the queue
  *
+ * :name is any queue conversa runs: webhooks (Meta's deliveries, meta/apply.h),
+ * outbound (agents' replies) and campaigns (campaign recipients, meta/send.h); the
+ * list names them in that order. Another name is 404.
+ *
  * Only the company's own jobs are visible or retried: another company's job is 404
  * like an unknown one. A retried job wakes the workers (NOTIFY) at once. Payloads are
  * not shown (they may hold customers' messages); their size is.
+ *
+ * Retrying a sending job cannot message anyone twice, for the reason a job taken back
+ * after a crash cannot: the rows, not the job, say what was sent. The retried job runs
+ * outbound_prepare (migration 0007) again, which skips a reply or recipient that has
+ * its wamid or is no longer pending, and the wamid of a send whose answer was lost is
+ * recorded from Meta's status webhook through biz_opaque_callback_data. A dead letter
+ * was last tried at least a lease ago, long after that status normally arrived. A
+ * campaign's expansion job resumes after the last contact it expanded and makes no
+ * recipient twice (campaign_expand). The only send a retry can repeat is one a lease
+ * expiry would repeat too: Meta took it, its answer was lost and its status never came.
  */
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
 #include "http/reply.h"
 #include "meta/apply.h"
+#include "meta/send.h"
 
 #include <string.h>
 
@@ -25,7 +40,10 @@
 #define QUEUES_LIMIT_MAX     100
 #define QUEUES_PAGE_MAX      1000000
 
-static const char *const queues_known[] = {META_QUEUE, NULL};
+static const char *const queues_known[] = {META_QUEUE, SEND_QUEUE_REPLIES, SEND_QUEUE_CAMPAIGNS, NULL};
+
+/* The same names as a text[] literal for the list, in the same order. */
+#define QUEUES_ARRAY "{" META_QUEUE "," SEND_QUEUE_REPLIES "," SEND_QUEUE_CAMPAIGNS "}"
 
 /* The queue named by the path, or NULL after replying 404. */
 static const char *queues_name(http_request_t *r)
@@ -38,19 +56,26 @@ static const char *queues_name(http_request_t *r)
     return NULL;
 }
 
+/*
+ * One pass over the company's live jobs, grouped by queue (the company's rows are one
+ * range of the primary key, whatever the queue), joined to the names so that a queue
+ * without jobs is listed with zeros.
+ */
 static pg_stmt_t queues_list_stmt = {
-    "SELECT json_build_object('data', json_agg(json_build_object('name', k.queue, 'queued', s.queued, 'running',"
-    " s.running, 'failed', s.failed, 'oldest_waiting_seconds', s.oldest) ORDER BY k.queue))::text"
-    " FROM unnest($2::text[]) AS k (queue), LATERAL (SELECT count(*) FILTER (WHERE j.status = 'queued') AS queued,"
-    " count(*) FILTER (WHERE j.status = 'running') AS running, count(*) FILTER (WHERE j.status = 'failed') AS failed,"
-    " coalesce(round(extract(epoch FROM now() - min(j.created_at) FILTER (WHERE j.status = 'queued')), 3), 0)"
-    " AS oldest FROM jobs j WHERE j.company_id = $1 AND j.queue = k.queue"
-    " AND j.status IN ('queued', 'running', 'failed')) s",
+    "SELECT json_build_object('data', json_agg(json_build_object('name', k.queue, 'queued', coalesce(s.queued, 0),"
+    " 'running', coalesce(s.running, 0), 'failed', coalesce(s.failed, 0), 'oldest_waiting_seconds',"
+    " coalesce(s.oldest, 0)) ORDER BY k.i))::text"
+    " FROM unnest($2::text[]) WITH ORDINALITY AS k (queue, i) LEFT JOIN (SELECT j.queue,"
+    " count(*) FILTER (WHERE j.status = 'queued') AS queued, count(*) FILTER (WHERE j.status = 'running') AS running,"
+    " count(*) FILTER (WHERE j.status = 'failed') AS failed,"
+    " round(extract(epoch FROM now() - min(j.created_at) FILTER (WHERE j.status = 'queued')), 3) AS oldest"
+    " FROM jobs j WHERE j.company_id = $1 AND j.queue = ANY ($2::text[])"
+    " AND j.status IN ('queued', 'running', 'failed') GROUP BY j.queue) s ON s.queue = k.queue",
     2};
 
 void api_queues_list(http_request_t *r)
 {
-    pg_param_t p[] = {api_db_i64(r, r->auth.company_id), PG_TEXT("{" META_QUEUE "}")};
+    pg_param_t p[] = {api_db_i64(r, r->auth.company_id), PG_TEXT(QUEUES_ARRAY)};
     api_db_reply(r, &queues_list_stmt, p, 2, 200, "queues");
 }
 

@@ -29,6 +29,7 @@ void api_conversations_list(struct http_request *r);
 void api_conversations_status(struct http_request *r);
 void api_conversations_get(struct http_request *r);
 void api_conversations_patch(struct http_request *r);
+void api_conversations_read(struct http_request *r);
 void api_conversations_messages(struct http_request *r);
 void api_conversations_send(struct http_request *r);
 /* Handlers (src/api/contacts.c) */
@@ -42,6 +43,8 @@ void api_notifications_list(struct http_request *r);
 void api_notifications_unread_count(struct http_request *r);
 void api_notifications_read_all(struct http_request *r);
 void api_notifications_read(struct http_request *r);
+/* Handlers (src/api/users.c) */
+void api_users_list(struct http_request *r);
 /* Handlers (src/api/health.c) */
 void api_health_get(struct http_request *r);
 void api_health_live(struct http_request *r);
