@@ -51,10 +51,10 @@
         }
     }
 
+    /* "Unassigned", "You", or the colleague's name (users.js; "Agent #id" until it is known). */
     function assigneeLabel(conv, me) {
         if (conv.assignee_id === null || conv.assignee_id === undefined) return 'Unassigned';
-        if (me && conv.assignee_id === me.id) return 'You';
-        return 'Agent #' + conv.assignee_id;
+        return cv.users.label(conv.assignee_id, me);
     }
 
     function mount(root, params) {
@@ -183,7 +183,7 @@
                     : null;
             const tags = el('span', {class: 'conv-tags'}, [
                 el('span', {class: 'chip chip-' + c.status, text: c.status}),
-                el('span', {class: 'conv-assignee', text: assigneeLabel(c, me)}),
+                el('span', {class: 'conv-assignee', testid: 'conversation-assignee', text: assigneeLabel(c, me)}),
                 unread,
             ]);
             const link = el(
@@ -214,7 +214,7 @@
                 const sig = JSON.stringify([
                     c.updated_at,
                     c.status,
-                    c.assignee_id,
+                    assigneeLabel(c, me),
                     c.unread_count,
                     c.last_message_preview,
                     c.contact.name,
@@ -451,10 +451,19 @@
         renderTabs();
         resetList();
         showThread();
+        /* names for the assignees: the rows redraw once they are known (their signature holds the name) */
+        let live = true;
+        cv.users
+            .load()
+            .then(() => live && render())
+            .catch(() => {
+                /* names are a nicety: the rows keep "Agent #id" */
+            });
 
         return {
             update,
             unmount() {
+                live = false;
                 generation++;
                 poller.stop();
                 offChanged();

@@ -1,7 +1,8 @@
 /*
  * The operations page's job queues (the company's jobs, GET /api/v1/queues every
- * 10 s) and a queue's dead letters: each with its attempts and last error, retried
- * one by one or all at once. Redraws keep the keyboard focus where it was.
+ * 10 s: every queue conversa runs) and a queue's dead letters: each with its attempts
+ * and last error, retried one by one or all at once. Redraws keep the keyboard focus
+ * where it was.
  */
 (function (cv) {
     'use strict';
@@ -10,6 +11,13 @@
     const FAILED_PAGE = 20;
 
     const path = (queue, rest) => '/api/v1/queues/' + encodeURIComponent(queue) + rest;
+
+    /* What each queue carries, under its name; a queue not named here shows its name alone. */
+    const ABOUT = {
+        webhooks: "Meta's deliveries: messages and statuses",
+        outbound: "Agents' replies",
+        campaigns: 'Campaign messages',
+    };
 
     function queueRow(q, open, onToggle) {
         const toggle = el('button', {
@@ -23,7 +31,10 @@
         });
         const waiting = q.oldest_waiting_seconds ? cv.fmt.duration(q.oldest_waiting_seconds) : '–';
         return el('tr', {testid: 'ops-queue', 'data-name': q.name, 'data-id': q.name}, [
-            el('th', {scope: 'row', text: q.name}),
+            el('th', {scope: 'row'}, [
+                el('span', {class: 'queue-name', text: q.name}),
+                ABOUT[q.name] ? el('span', {class: 'queue-about muted', text: ABOUT[q.name]}) : null,
+            ]),
             el('td', {text: cv.fmt.number(q.queued)}),
             el('td', {text: cv.fmt.number(q.running)}),
             el('td', {testid: 'ops-queue-failed', text: cv.fmt.number(q.failed)}),

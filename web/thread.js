@@ -2,6 +2,11 @@
  * One conversation: its header (contact, status, assignee), its messages with their
  * delivery state, and the reply box.
  *
+ * Assignees and senders are named from the company's users (users.js); the header
+ * assigns to the signed-in user or to a colleague chosen from them. Opening a
+ * conversation with unread messages marks it read (POST …/read), and so does a new
+ * customer message arriving while it is open and shown: the agent is reading it.
+ *
  * Messages are read newest first, 50 at a time, and shown oldest first. The newest
  * page is polled every LIVE_MS (a cached read): it brings new messages and the
  * statuses Meta reported for recent outbound ones (sent, delivered, read, failed), so
@@ -28,14 +33,14 @@
     function assigneeText(conv, me) {
         if (conv.assignee_id === null || conv.assignee_id === undefined) return 'Unassigned';
         if (me && conv.assignee_id === me.id) return 'Assigned to you';
-        return 'Assigned to agent #' + conv.assignee_id;
+        const u = cv.users.get(conv.assignee_id);
+        return 'Assigned to ' + (u ? u.name : 'agent #' + conv.assignee_id);
     }
 
     function senderText(m, me) {
         if (m.direction !== 'outbound') return null;
         if (m.sender_id === null || m.sender_id === undefined) return 'Automatic';
-        if (me && m.sender_id === me.id) return 'You';
-        return 'Agent #' + m.sender_id;
+        return cv.users.label(m.sender_id, me);
     }
 
     /* What a bubble shows; changes when any of it changes. */
@@ -152,6 +157,20 @@
         );
         const assignBtn = el('button', {type: 'button', class: 'btn btn-small', testid: 'thread-assign'});
         const assignee = el('span', {class: 'thread-assignee', testid: 'thread-assignee'});
+        /* a colleague to hand it to: chosen, then confirmed with the button (arrow keys move a select) */
+        const colleague = el('select', {id: 'thread-colleague', class: 'select-small', testid: 'thread-colleague'});
+        const handOver = el('button', {
+            type: 'button',
+            class: 'btn btn-small',
+            testid: 'thread-hand-over',
+            disabled: true,
+            text: 'Assign',
+        });
+        const handOverGroup = el('span', {class: 'thread-hand-over', hidden: true}, [
+            el('label', {for: 'thread-colleague', class: 'sr-only', text: 'Assign to a colleague'}),
+            colleague,
+            handOver,
+        ]);
         const older = el('button', {
             type: 'button',
             class: 'btn btn-link older',
@@ -198,6 +217,7 @@
                 el('div', {class: 'thread-actions'}, [
                     assignee,
                     assignBtn,
+                    handOverGroup,
                     el('label', {for: 'thread-status', class: 'sr-only', text: 'Status'}),
                     statusSelect,
                 ]),
@@ -219,6 +239,45 @@
             assignBtn.dataset.action = mine ? 'unassign' : 'assign';
             assignee.textContent = assigneeText(conv, me);
             textarea.setAttribute('aria-label', 'Reply to ' + name);
+            renderColleagues();
+        }
+
+        /* Everyone but the signed-in user and the current assignee; hidden when nobody is left. */
+        function renderColleagues() {
+            const others = cv.users.list().filter((u) => (!me || u.id !== me.id) && u.id !== conv.assignee_id);
+            const chosen = colleague.value;
+            cv.replace(colleague, [
+                el('option', {value: '', text: 'Assign to…'}),
+                ...others.map((u) =>
+                    el('option', {value: String(u.id), text: u.name + (u.role === 'admin' ? ' (admin)' : '')}),
+                ),
+            ]);
+            colleague.value = others.some((u) => String(u.id) === chosen) ? chosen : '';
+            handOver.disabled = colleague.value === '';
+            handOverGroup.hidden = others.length === 0;
+        }
+
+        /*
+         * Marks the conversation read when it has unread messages (or, with `arrived`,
+         * when the poll just brought the customer's), so the list's badge clears here and
+         * for every other agent. One request at a time; a failure is shown, and a later
+         * poll tries again.
+         */
+        let reading = false;
+        async function markRead(arrived) {
+            if (reading || gone || !conv || !(arrived || conv.unread_count > 0)) return;
+            reading = true;
+            try {
+                const res = await cv.api.post('/api/v1/conversations/' + id + '/read');
+                if (gone) return;
+                conv = res.data;
+                renderHeader();
+                cv.emit('conversation-changed', conv);
+            } catch (err) {
+                if (!gone && err.status !== 404) cv.reportError(err, 'Could not mark the conversation read');
+            } finally {
+                reading = false;
+            }
         }
 
         function nearBottom() {
@@ -297,14 +356,18 @@
                 const [, page] = await Promise.all([
                     loadConversation(),
                     cv.api.get('/api/v1/conversations/' + id + '/messages', {limit: PAGE}),
+                    /* names for the header and the bubbles; without them, "Agent #id" */
+                    cv.users.load().catch(() => null),
                 ]);
                 if (gone) return;
+                renderHeader();
                 cv.replace(pane, section);
                 hasOlder = page.pagination.count === PAGE;
                 older.hidden = !hasOlder;
                 merge(page.data);
                 scrollToBottom();
                 startPolling();
+                markRead(false);
             } catch (err) {
                 if (gone) return;
                 if (err.status === 404) {
@@ -335,10 +398,13 @@
                     const page = await cv.api.get('/api/v1/conversations/' + id + '/messages', {limit: PAGE});
                     if (gone) return;
                     const known = page.data.some((m) => messages.has(m.id));
-                    merge(page.data);
+                    const fresh = merge(page.data);
                     /* more than a page arrived since the last poll: fetch the gap, oldest first */
                     if (!known && page.data.length === PAGE) await catchUp();
                     if (++polls % HEADER_EVERY === 0) await loadConversation();
+                    /* the customer wrote while the agent has it open: read as it arrives */
+                    if (fresh.some((m) => m.direction === 'inbound')) await markRead(true);
+                    else if (polls % HEADER_EVERY === 0) await markRead(false);
                 },
                 cv.poll.LIVE_MS,
                 {immediate: false},
@@ -396,6 +462,19 @@
                 'Could not change the assignee',
             );
             assignBtn.disabled = false;
+        });
+
+        colleague.addEventListener('change', () => {
+            handOver.disabled = colleague.value === '';
+        });
+
+        handOver.addEventListener('click', async () => {
+            const to = Number(colleague.value);
+            if (!to) return;
+            handOver.disabled = true;
+            colleague.value = '';
+            await patch({assignee_id: to}, 'Could not change the assignee');
+            handOver.disabled = colleague.value === '';
         });
 
         function autosize() {

@@ -1,9 +1,11 @@
 // Operations: health is ok (database and Redis up), the live figures come from
 // /api/metrics (request rate above zero, latency, cache hit rate, queue depth) and
 // follow the traffic: a burst of requests makes the request rate climb and the
-// charts gain points. The alerts section says what fires. A webhook job that cannot
-// succeed (a status for a message nobody sent) ends in the dead letter: it is listed
-// with its error, retried alone, and with "Retry all".
+// charts gain points. The alerts section says what fires. Every queue conversa runs
+// (webhooks, outbound replies, campaigns) has its row with the API's counts, and its
+// dead letters open from it. A webhook job that cannot succeed (a status for a message
+// nobody sent) ends in the dead letter: it is listed with its error, retried alone,
+// and with "Retry all".
 
 import {
     check,
@@ -102,6 +104,35 @@ export default async function operations(t) {
     check(queued !== null && queued >= 0, `no queue depth shown (${queued})`);
 
     await page.getByTestId('ops-queue').filter({hasText: 'webhooks'}).waitFor();
+    const QUEUES = ['webhooks', 'outbound', 'campaigns'];
+    checkEqual(
+        (await t.api.get('/api/v1/queues')).data.map((q) => q.name),
+        QUEUES,
+        'the queues GET /api/v1/queues lists',
+    );
+    const rowsShown = async () =>
+        page.getByTestId('ops-queue').evaluateAll((els) => els.map((e) => e.getAttribute('data-name')));
+    await waitUntil(async () => JSON.stringify(await rowsShown()) === JSON.stringify(QUEUES), {
+        message: `a row for each queue (${QUEUES.join(', ')})`,
+    });
+    for (const name of QUEUES.slice(1)) {
+        const row = page.locator(`[data-testid="ops-queue"][data-name="${name}"]`);
+        // the page reads the queues every 10 s: it shows the API's count by its next read
+        await waitUntil(
+            async () =>
+                Number((await row.getByTestId('ops-queue-failed').textContent()).replace(/\D/g, '')) ===
+                (await t.api.get('/api/v1/queues')).data.find((q) => q.name === name).failed,
+            {timeout: 15000, message: `the failed jobs of ${name} to be the API's`},
+        );
+        await row.getByTestId('ops-show-failed').click();
+        const section = page.getByTestId('ops-failed');
+        await section.locator('h3').filter({hasText: `Failed jobs of ${name} (`}).waitFor();
+        const total = (await t.api.get(`/api/v1/queues/${name}/failed?limit=100`)).pagination.total;
+        const shown = await section.getByTestId('ops-failed-job').count();
+        checkEqual(shown, Math.min(total, 20), `dead letters of ${name} listed`);
+        await row.getByTestId('ops-show-failed').click();
+        await section.waitFor({state: 'detached'});
+    }
     await waitUntil(
         async () =>
             (await page.getByTestId('ops-no-alerts').isVisible()) || (await page.getByTestId('ops-alert').count()) > 0,

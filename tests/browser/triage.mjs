@@ -1,7 +1,9 @@
 // Triage from the thread: "Assign to me" moves a new conversation from Unassigned to
-// Mine, the status select moves it from Open to Pending (it leaves the open list and
-// shows in the pending tab) and then to Resolved; every count on the tabs follows,
-// and equals the API's.
+// Mine; handing it to a colleague names them (GET /api/v1/users) in the thread and in
+// the list, and takes it out of Mine until "Assign to me" takes it back; the status
+// select moves it from Open to Pending (it leaves the open list and shows in the
+// pending tab) and then to Resolved; every count on the tabs follows, and equals the
+// API's.
 
 import {check, checkEqual, waitUntil, tabCount, newConversation, isMain, runScenarios} from './lib.mjs';
 
@@ -36,6 +38,44 @@ export default async function triage(t) {
         'assignee in the API',
     );
     base = await countsMoved(base, {mine: 1, unassigned: -1}, 'assigning');
+    const row = page.getByTestId('conversation-item').filter({hasText: name});
+    const rowAssignee = async () => row.getByTestId('conversation-assignee').textContent();
+    await waitUntil(async () => (await rowAssignee()) === 'You', {message: 'the list to say it is assigned to you'});
+
+    // to a colleague, by name: the thread and the list name them, not "Agent #id"
+    const colleague = (await t.api.get('/api/v1/users')).data.find((u) => u.id !== t.user.id);
+    check(colleague, 'the company has no other user to hand a conversation to');
+    const choices = await page.getByTestId('thread-colleague').locator('option').allTextContents();
+    check(
+        choices.some((c) => c.startsWith(colleague.name)),
+        `the colleague ${colleague.name} is not offered: ${choices.join(', ')}`,
+    );
+    check(!choices.some((c) => c.startsWith(t.user.name)), 'the user is offered as their own colleague');
+    check(
+        (await page.getByTestId('thread-hand-over').isDisabled()) === true,
+        'the hand-over button works before anyone is chosen',
+    );
+    await page.getByTestId('thread-colleague').selectOption(String(colleague.id));
+    await page.getByTestId('thread-hand-over').click();
+    await waitUntil(
+        async () => (await page.getByTestId('thread-assignee').textContent()) === 'Assigned to ' + colleague.name,
+        {message: `the thread to say it is assigned to ${colleague.name}`},
+    );
+    await waitUntil(async () => (await rowAssignee()) === colleague.name, {
+        message: `the list to name ${colleague.name}`,
+    });
+    checkEqual(
+        (await t.api.get('/api/v1/conversations/' + conv.id)).data.assignee_id,
+        colleague.id,
+        'assignee in the API after handing it over',
+    );
+    base = await countsMoved(base, {mine: -1}, 'handing it to a colleague');
+    checkEqual(await page.getByTestId('thread-assign').textContent(), 'Assign to me', 'the assign button');
+    await page.getByTestId('thread-assign').click();
+    await waitUntil(async () => (await page.getByTestId('thread-assignee').textContent()) === 'Assigned to you', {
+        message: 'the thread to say it is assigned to the user again',
+    });
+    base = await countsMoved(base, {mine: 1}, 'taking it back');
 
     await page.getByTestId('thread-status').selectOption('pending');
     base = await countsMoved(base, {open: -1, pending: 1}, 'moving it to pending');
