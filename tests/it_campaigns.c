@@ -393,6 +393,79 @@ Test(campaigns, cancel_stops_and_marks_the_rest)
     cp_move(id, "resume", 409);
 }
 
+/* psql as the stack's superuser (tests/run.sh's servers), in the background when bg */
+static void cp_su(char *out, size_t cap, int bg, const char *sql)
+{
+    char env[600];
+    snprintf(env, sizeof(env), "%s/env", getenv("STACK_DIR"));
+    int rc = hs_sh(out, cap, "%s. '%s' && psql -X -qtA -h 127.0.0.1 -p \"$PG_PORT\" -U postgres -d conversa %s%s",
+                   bg ? "(" : "", env, sql, bg ? " >/dev/null 2>&1 &)" : " 2>&1");
+    cr_assert_eq(rc, 0, "%s", out);
+}
+
+/*
+ * Cancelling takes the campaign, then its queued jobs, then its pending recipients;
+ * recording a send takes its recipients, then (near the end) the campaign. When the
+ * two cross, PostgreSQL rolls back the one whose deadlock check comes first. Here a
+ * session plays the sender, made patient (its check comes late), and a third holds
+ * one of the campaign's jobs so that the cancel closes the cycle last: the cancel is
+ * rolled back, and the API runs it again once the sender is through instead of
+ * answering 503. Each session waits for the others' lock waits, never for time
+ * (pg_stat_activity is read afresh each turn: a transaction keeps its first reading),
+ * and gives up after 20 s whatever happens.
+ */
+Test(campaigns, a_cancel_caught_in_a_deadlock_is_run_again)
+{
+    char out[1024], sql[2048];
+    cp_contacts("552216", 5, "{}");
+    int64_t id = cp_create("deadlock", "{\"phone_prefix\":\"552216\"}");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO campaign_recipients (company_id, campaign_id, contact_id)"
+             " SELECT %s, %" PRId64 ", id FROM contacts WHERE company_id = %s AND phone_number LIKE '552216%%';"
+             "INSERT INTO jobs (company_id, queue, payload, meta, max_attempts, run_at)"
+             " VALUES (%s, 'campaigns', ''::bytea, jsonb_build_object('campaign', %" PRId64 "), 3, 'infinity')"
+             " RETURNING id",
+             cp_company, id, cp_company, cp_company, id);
+    cp_sqlf(out, sizeof(out), sql);
+    long job = atol(out);
+    cr_assert(job > 0, "%s", out);
+#define CP_WAITING(q)                                                                                                  \
+    "DO \\$\\$ BEGIN WHILE NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"                  \
+    " AND query LIKE '" q "%%') LOOP PERFORM pg_sleep(0.01); PERFORM pg_stat_clear_snapshot(); END LOOP; END \\$\\$"
+    /* the job's holder lets go once the sender waits for the campaign */
+    snprintf(sql, sizeof(sql),
+             "-c \"SET statement_timeout = '20s'\" -c BEGIN -c \"SELECT 1 FROM jobs WHERE company_id = %s AND id = %ld "
+             "FOR UPDATE\" -c \"" CP_WAITING("UPDATE campaigns") "\" -c COMMIT",
+             cp_company, job);
+    cp_su(out, sizeof(out), 1, sql);
+    /* the sender takes the campaign once the cancel waits (for the job) */
+    snprintf(sql, sizeof(sql),
+             "-c \"SET deadlock_timeout = '30s'\" -c \"SET statement_timeout = '20s'\" -c BEGIN -c \"UPDATE "
+             "campaign_recipients SET updated_at = now()"
+             " WHERE company_id = %s AND campaign_id = %" PRId64 "\" -c \"" CP_WAITING(
+                 "SELECT campaign_move(") "\" -c \"UPDATE campaigns SET updated_at = now() WHERE company_id = %s AND"
+                                          " id = %" PRId64 "\" -c COMMIT",
+             cp_company, id, cp_company, id);
+    cp_su(out, sizeof(out), 1, sql);
+    double deadline = hs_now_ms() + 10000;
+    for (;;) {
+        cp_su(out, sizeof(out), 0, "-c \"SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'DO %%'\"");
+        if (atoi(out) == 2)
+            break;
+        cr_assert(hs_now_ms() < deadline, "the two sessions did not start: %s", out);
+        hs_sleep_ms(20);
+    }
+    cp_move(id, "cancel", 200);
+    json_t *c = cp_get(id);
+    cr_assert_str_eq(cp_status(c), "cancelled");
+    cr_assert_eq(cp_progress(c, "cancelled"), 5, "%s", json_dumps(c, 0));
+    json_decref(c);
+    char *log = hs_server_log(&cp_srv);
+    cr_assert_not_null(strstr(log, "chosen as a deadlock's victim"), "the cancel was never a deadlock's victim");
+    free(log);
+#undef CP_WAITING
+}
+
 Test(campaigns, throttled_thirty_percent_still_all_delivered_once)
 {
     cp_contacts("552300", 300, "{}");

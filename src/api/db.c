@@ -3,13 +3,27 @@
 #include "core/log.h"
 #include "http/reply.h"
 
+#include <stdint.h>
 #include <string.h>
+
+/*
+ * A statement that PostgreSQL chose as a deadlock's victim (or that failed to
+ * serialize) was rolled back whole: each runs in its own implicit transaction, so
+ * running it again is running it for the first time. Two requests taking the same
+ * rows in different orders (an admin cancelling a campaign while its sends record
+ * their results) are told apart this way instead of one of them getting a 503.
+ */
+#define API_DB_TRIES 3
 
 typedef struct api_db_step {
     http_request_t *r;
     api_db_next next;
     int ok_status;
     const char *what;
+    pg_stmt_t *stmt;
+    pg_param_t *params; /* a copy, values included, in the request's pool */
+    size_t nparams;
+    unsigned tries;
 } api_db_step_t;
 
 void api_db_describe(const http_request_t *r, const pg_reply_t *reply, int *status, const char **code,
@@ -43,10 +57,23 @@ void api_db_error(http_request_t *r, const pg_reply_t *reply)
     http_reply_error(r, status, code, "%s", message);
 }
 
+static void api_db_on_result(void *data, const pg_reply_t *reply);
+
+static int api_db_retryable(const pg_reply_t *reply)
+{
+    return reply->sqlstate != NULL && (strcmp(reply->sqlstate, "40P01") == 0 || strcmp(reply->sqlstate, "40001") == 0);
+}
+
 static void api_db_on_result(void *data, const pg_reply_t *reply)
 {
     api_db_step_t *step = data;
     http_request_t *r = step->r;
+    if (reply->error != NULL && api_db_retryable(reply) && ++step->tries < API_DB_TRIES) {
+        log_info("api", "request %s: %s; running the statement again", r->id,
+                 strcmp(reply->sqlstate, "40P01") == 0 ? "chosen as a deadlock's victim" : "serialization failure");
+        pg_exec(r->thread->pg, step->stmt, step->params, step->nparams, api_db_on_result, step, &r->waiters);
+        return;
+    }
     if (reply->error != NULL) {
         api_db_error(r, reply);
         return;
@@ -67,7 +94,20 @@ static void api_db_run(http_request_t *r, pg_stmt_t *stmt, const pg_param_t *par
                        int ok_status, const char *what)
 {
     api_db_step_t *step = h2o_mem_alloc_pool(&r->req->pool, sizeof(*step));
-    *step = (api_db_step_t){r, next, ok_status, what};
+    /* the values too: a handler may pass buffers on its stack (pg_exec copies them) */
+    pg_param_t *copy = n != 0 ? h2o_mem_alloc_pool(&r->req->pool, n * sizeof(*copy)) : NULL;
+    for (size_t i = 0; i != n; ++i) {
+        copy[i] = params[i];
+        if (params[i].value != NULL) {
+            size_t len = params[i].len == SIZE_MAX ? strlen(params[i].value) : params[i].len;
+            char *v = h2o_mem_alloc_pool(&r->req->pool, len + 1);
+            memcpy(v, params[i].value, len);
+            v[len] = '\0';
+            copy[i].value = v;
+            copy[i].len = len;
+        }
+    }
+    *step = (api_db_step_t){r, next, ok_status, what, stmt, copy, n, 0};
     pg_exec(r->thread->pg, stmt, params, n, api_db_on_result, step, &r->waiters);
 }
 
