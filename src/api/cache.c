@@ -163,3 +163,17 @@ void api_cache_bump_reply(http_request_t *r, const cache_gen_t *gens, size_t n, 
     *w = (api_cache_write_t){r, status, h2o_strdup(&r->req->pool, body, len)};
     cache_bump(r->thread->cache, r->auth.company_id, gens, n, api_cache_on_bumped, w, &r->waiters);
 }
+
+void api_cache_bump_reply_if_changed(http_request_t *r, PGresult *res, const cache_gen_t *gen, const char *what)
+{
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+        http_reply_error(r, 404, "not_found", "%s not found", what);
+        return;
+    }
+    const char *body = PQgetvalue(res, 0, 0);
+    size_t len = (size_t)PQgetlength(res, 0, 0);
+    if (PQgetvalue(res, 0, 1)[0] != 't')
+        http_reply_json(r, 200, body, len);
+    else
+        api_cache_bump_reply(r, gen, 1, 200, body, len);
+}

@@ -33,4 +33,11 @@ void api_cache_reply(http_request_t *r, cache_kind_t kind, int64_t scope_id, con
 void api_cache_bump_reply(http_request_t *r, const cache_gen_t *gens, size_t n, int status, const char *body,
                           size_t len);
 
+/**
+ * For a write that may have changed nothing (marking read what was read): res has one
+ * row of the JSON body and a boolean "something changed", or no row (404 naming
+ * `what`). Replies 200 with the body, bumping gens first only when something changed.
+ */
+void api_cache_bump_reply_if_changed(http_request_t *r, PGresult *res, const cache_gen_t *gen, const char *what);
+
 #endif

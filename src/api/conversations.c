@@ -300,18 +300,8 @@ static pg_stmt_t conv_read_stmt = {
  */
 static void conv_on_read(http_request_t *r, PGresult *res)
 {
-    if (PQntuples(res) == 0) {
-        http_reply_error(r, 404, "not_found", "conversation not found");
-        return;
-    }
-    const char *body = PQgetvalue(res, 0, 0);
-    size_t len = (size_t)PQgetlength(res, 0, 0);
-    if (PQgetvalue(res, 0, 1)[0] != 't') {
-        http_reply_json(r, 200, body, len);
-        return;
-    }
     const cache_gen_t gen = {CACHE_SCOPE_CONVERSATIONS, 0};
-    api_cache_bump_reply(r, &gen, 1, 200, body, len);
+    api_cache_bump_reply_if_changed(r, res, &gen, "conversation");
 }
 
 void api_conversations_read(http_request_t *r)

@@ -87,18 +87,8 @@ void api_notifications_unread_count(http_request_t *r)
  */
 static void notif_on_written(http_request_t *r, PGresult *res)
 {
-    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
-        http_reply_error(r, 404, "not_found", "notification not found");
-        return;
-    }
-    const char *body = PQgetvalue(res, 0, 0);
-    size_t len = (size_t)PQgetlength(res, 0, 0);
-    if (PQgetvalue(res, 0, 1)[0] != 't') {
-        http_reply_json(r, 200, body, len);
-        return;
-    }
     const cache_gen_t gen = {CACHE_SCOPE_NOTIFICATIONS, r->auth.user_id};
-    api_cache_bump_reply(r, &gen, 1, 200, body, len);
+    api_cache_bump_reply_if_changed(r, res, &gen, "notification");
 }
 
 /*
