@@ -197,44 +197,17 @@
                     text: label,
                     on: {click: (ev) => fn(ev.currentTarget)},
                 });
-            if (c.status === 'draft') {
-                out.push(
-                    act('Start sending', 'campaign-trigger', 'btn-primary', (b) =>
-                        move(
-                            b,
-                            'POST',
-                            '/api/v1/campaigns/trigger',
-                            {campaign_id: c.id},
-                            'Could not start the campaign',
-                        ),
-                    ),
-                );
-            }
-            if (c.status === 'running') {
-                out.push(
-                    act('Pause', 'campaign-pause', '', (b) =>
-                        move(
-                            b,
-                            'POST',
-                            '/api/v1/campaigns/' + c.id + '/pause',
-                            undefined,
-                            'Could not pause the campaign',
-                        ),
-                    ),
-                );
-            }
-            if (c.status === 'paused') {
-                out.push(
-                    act('Resume', 'campaign-resume', 'btn-primary', (b) =>
-                        move(
-                            b,
-                            'POST',
-                            '/api/v1/campaigns/' + c.id + '/resume',
-                            undefined,
-                            'Could not resume the campaign',
-                        ),
-                    ),
-                );
+            /* the one forward move each status allows: [status, label, testid, class, path, body, failure] */
+            const moves = [
+                ['draft', 'Start sending', 'campaign-trigger', 'btn-primary', '/api/v1/campaigns/trigger',
+                    {campaign_id: c.id}, 'Could not start the campaign'],
+                ['running', 'Pause', 'campaign-pause', '', '/api/v1/campaigns/' + c.id + '/pause',
+                    undefined, 'Could not pause the campaign'],
+                ['paused', 'Resume', 'campaign-resume', 'btn-primary', '/api/v1/campaigns/' + c.id + '/resume',
+                    undefined, 'Could not resume the campaign'],
+            ];
+            for (const [status, label, testid, cls, path, body, failure] of moves) {
+                if (c.status === status) out.push(act(label, testid, cls, (b) => move(b, 'POST', path, body, failure)));
             }
             if (c.status === 'draft' || c.status === 'running' || c.status === 'paused') {
                 out.push(

@@ -57,8 +57,6 @@ void api_db_error(http_request_t *r, const pg_reply_t *reply)
     http_reply_error(r, status, code, "%s", message);
 }
 
-static void api_db_on_result(void *data, const pg_reply_t *reply);
-
 static int api_db_retryable(const pg_reply_t *reply)
 {
     return reply->sqlstate != NULL && (strcmp(reply->sqlstate, "40P01") == 0 || strcmp(reply->sqlstate, "40001") == 0);
