@@ -32,6 +32,8 @@ struct queue_pusher {
     h2o_linklist_t pending;
     unsigned inflight;
     unsigned inflight_max;
+    int waking;     /* a wake statement is in flight */
+    int wake_again; /* jobs committed since it was sent */
     int freeing;
 };
 
@@ -39,15 +41,63 @@ struct queue_pusher {
  * The locks are taken by an uncorrelated subquery, evaluated once before the first
  * row is produced, hence before any id is drawn. hashtextextended maps a key to the
  * lock space; two keys sharing a hash only wait for each other.
+ *
+ * The other subquery tells the table's trigger not to NOTIFY (migration 0008): a
+ * notifying transaction holds a database-wide lock until its commit is flushed, which
+ * would serialise every acknowledgement behind the previous one's flush. The pusher
+ * wakes the workers itself once the jobs are committed (push_wake).
  */
 static pg_stmt_t push_stmt = {
     "INSERT INTO jobs (company_id, queue, key, payload, meta, max_attempts)"
     " SELECT u.c, $1, u.k, u.p, u.m::jsonb, $6::int"
     " FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY AS u (c, k, p, m, o)"
-    " WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended(x, 0))"
+    " WHERE (SELECT set_config('conversa.jobs_wake', 'caller', true)) = 'caller'"
+    " AND (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtextextended(x, 0))"
     " FROM (SELECT DISTINCT x FROM unnest($3::text[]) x WHERE x IS NOT NULL ORDER BY x) d) l) >= 0"
     " ORDER BY u.o",
     6};
+
+/*
+ * The notification, in a transaction of its own that does not wait for its commit to
+ * be flushed: it holds the notification lock for microseconds, and losing it in a
+ * crash only leaves the jobs (already durable) to the workers' one-second poll.
+ */
+static pg_stmt_t push_wake_stmt = {
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify('conversa_jobs', $1)", 1};
+
+static void push_pusher_release(queue_pusher_t *p)
+{
+    if (p->freeing && p->inflight == 0 && !p->waking) {
+        free(p->queue);
+        free(p);
+    }
+}
+
+static void push_wake(queue_pusher_t *p);
+
+static void push_on_wake(void *data, const pg_reply_t *reply)
+{
+    queue_pusher_t *p = data;
+    (void)reply; /* a wake that failed is covered by the workers' poll */
+    p->waking = 0;
+    if (p->wake_again && !p->freeing) {
+        p->wake_again = 0;
+        push_wake(p);
+    }
+    push_pusher_release(p);
+}
+
+/* One wake in flight per pusher: jobs committed meanwhile are announced by the next. */
+static void push_wake(queue_pusher_t *p)
+{
+    if (p->waking) {
+        p->wake_again = 1;
+        return;
+    }
+    p->waking = 1;
+    pg_param_t param = PG_TEXT(p->queue);
+    pg_exec(p->pool, &push_wake_stmt, &param, 1, push_on_wake, p, NULL);
+}
 
 static void push_req_free(push_req_t *q)
 {
@@ -79,6 +129,8 @@ static void push_on_result(void *data, const pg_reply_t *reply)
 {
     push_batch_t *b = data;
     queue_pusher_t *p = b->pusher;
+    if (reply->error == NULL && !p->freeing)
+        push_wake(p);
     while (!h2o_linklist_is_empty(&b->reqs)) {
         push_req_t *q = H2O_STRUCT_FROM_MEMBER(push_req_t, link, b->reqs.next);
         h2o_linklist_unlink(&q->link);
@@ -88,10 +140,7 @@ static void push_on_result(void *data, const pg_reply_t *reply)
     free(b);
     p->inflight--;
     if (p->freeing) {
-        if (p->inflight == 0) {
-            free(p->queue);
-            free(p);
-        }
+        push_pusher_release(p);
         return;
     }
     push_send(p);
@@ -153,12 +202,8 @@ void queue_pusher_free(queue_pusher_t *p)
         push_req_answer(q, "shutting down");
         push_req_free(q);
     }
-    if (p->inflight == 0) {
-        free(p->queue);
-        free(p);
-    } else {
-        p->freeing = 1;
-    }
+    p->freeing = 1;
+    push_pusher_release(p);
 }
 
 void queue_push(queue_pusher_t *p, const queue_job_in_t *jobs, size_t n, queue_push_cb cb, void *data,

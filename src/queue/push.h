@@ -9,6 +9,11 @@
  * or failed (the jobs of that statement were not stored), on the loop thread, unless
  * it was cancelled through waiters; cancelling never withdraws the jobs.
  *
+ * Waking: once a statement has committed, the pusher sends NOTIFY conversa_jobs in a
+ * transaction of its own (one in flight at a time), not from the insert: a notifying
+ * transaction holds a database-wide lock until its commit is flushed, and would
+ * serialise every group commit behind the previous one.
+ *
  * Ordering per key: the statement takes a transaction-scoped advisory lock on each
  * key it inserts (in key order) before it draws ids, so two transactions inserting the
  * same key commit in the order of their ids, and a worker never sees a later job of a

@@ -20,8 +20,9 @@
  * Jobs of one key wait for each other, so a failing job holds back its key's later
  * jobs until it succeeds or fails for good.
  *
- * Idle slots wake on NOTIFY conversa_jobs (sent when jobs are inserted, migration
- * 0006), when the earliest scheduled retry is due, and once a second whatever happens
+ * Idle slots wake on NOTIFY conversa_jobs (sent once inserted jobs are committed:
+ * by queue_push after its insert, by a trigger for the others, migrations 0006 and
+ * 0008), when the earliest scheduled retry is due, and once a second whatever happens
  * (a missed notification costs at most that): one slot claims, and a claim that fills
  * its batch wakes the next, so only as many slots claim as there is work for. The same thread takes back expired
  * leases, samples queue gauges for /api/metrics and prunes completed jobs older than
