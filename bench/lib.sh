@@ -51,6 +51,21 @@ bench_stack_up() {
   . "$BENCH_DIR/stack/env"
   export DATABASE_URL REDIS_URL
   export ENCRYPTION_KEY=${ENCRYPTION_KEY:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+  bench_clear_jobs
+}
+
+# Every bench starts with an empty job queue. The stack is shared by the benches, and
+# work one of them leaves queued (bench/webhooks.sh leaves the backlog its drains did
+# not finish) would otherwise be applied by the next one's `conversa serve`, on the
+# same two cores as the load it measures. Nothing in this private database is kept.
+bench_clear_jobs() {
+  local left
+  left=$(psql_q "SELECT CASE WHEN to_regclass('jobs') IS NULL THEN 0
+                 ELSE (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')) END")
+  [[ "$left" == 0 ]] && return 0
+  note "dropping $left queued jobs an earlier run left"
+  psql_q "DELETE FROM jobs" >/dev/null
+  psql_q "VACUUM (ANALYZE) jobs" >/dev/null
 }
 
 psql_q() { psql -X -qtA -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "$1"; }
