@@ -616,6 +616,38 @@ Test(campaigns, reply_inside_the_window_is_sent_then_delivered_then_read)
     json_decref(s);
 }
 
+/*
+ * Meta's pair limit (src/meta/pace.h): to one customer, a burst of META_PAIR_BURST (5)
+ * messages, then one every META_PAIR_INTERVAL_MS (6 s), whatever the number's rate.
+ */
+Test(campaigns, replies_to_one_customer_keep_to_the_pair_limit)
+{
+    long conv = cp_conversation("5521990000005");
+    json_decref(cp_fake_call("POST", "/_fake/config", "{\"window\":\"open\"}"));
+    char path[96];
+    snprintf(path, sizeof(path), "/api/v1/conversations/%ld/messages", conv);
+    double t0 = hs_now_ms();
+    for (int i = 0; i < 6; ++i) {
+        char body[64];
+        snprintf(body, sizeof(body), "{\"text\":\"burst %d\"}", i);
+        json_decref(hs_call_json(cp_srv.port, "POST", path, cp_admin, body, 201));
+    }
+    cp_wait_accepted(5, 5000);
+    json_t *s = cp_fake_call("GET", "/_fake/stats", NULL);
+    long burst = cp_stat(s, "accepted");
+    json_decref(s);
+    if (hs_now_ms() - t0 < 5000) /* else the sixth may be due already */
+        cr_assert_eq(burst, 5, "%ld messages to one customer at once", burst);
+    cp_wait_accepted(6, 15000);
+    double sixth = hs_now_ms() - t0;
+    cr_assert(sixth >= 5500, "the sixth message went out %.0f ms after the first", sixth);
+    double deadline = hs_now_ms() + 5000;
+    while (cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company) < 6 &&
+           hs_now_ms() < deadline)
+        hs_sleep_ms(20);
+    cr_assert_eq(cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company), 6);
+}
+
 Test(campaigns, reply_retried_after_a_server_error)
 {
     long conv = cp_conversation("5521990000003");

@@ -19,6 +19,7 @@
 #define SEND_HTTP_CONNECTIONS 64   /* to Meta, per worker thread */
 #define SEND_WAIT_CAP_MS      1000 /* longer waits for the pace go back to the queue: a pause takes effect soon */
 #define SEND_THROTTLE_TRIES   3    /* throttled sends paced again within a batch before going back to the queue */
+#define SEND_PACE_TICK_MS     10   /* waits for the pace end on this grid (see send_on_paced) */
 #define SEND_RECORD_TRIES     5
 #define SEND_EXPAND_CHUNK     "10000" /* recipients made per campaign expansion step */
 
@@ -319,8 +320,9 @@ static void send_on_paced(void *data, const int64_t *waits, size_t n)
         if (w <= 0) {
             send_item_go(b, pc->idx[k]);
         } else {
+            /* due on a SEND_PACE_TICK_MS grid, so one question asks for the sends a tick's tokens can grant */
             it->state = ITEM_WAITING;
-            it->wait_until_ms = now + (uint64_t)w;
+            it->wait_until_ms = (now + (uint64_t)w + SEND_PACE_TICK_MS - 1) / SEND_PACE_TICK_MS * SEND_PACE_TICK_MS;
         }
     }
     free(pc);
