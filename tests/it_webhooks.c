@@ -733,6 +733,32 @@ Test(webhooks, an_idle_worker_starts_at_once)
     cr_assert(atol(out) < 150, "median %s ms from insert to completion", out);
 }
 
+/*
+ * A contact's messages run one at a time, and each one held back behind the one
+ * before is due as soon as that one completes: the worker looks again then instead of
+ * waiting for its once-a-second poll (which would spread five messages over seconds).
+ */
+Test(webhooks, a_contacts_next_message_runs_when_the_previous_completes)
+{
+    wh_reset();
+    for (int i = 0; i < 5; ++i) {
+        char b[1024], wamid[32], text[16];
+        snprintf(wamid, sizeof(wamid), "wamid.NEXT.%d", i);
+        snprintf(text, sizeof(text), "next %d", i);
+        int n = wh_text(b, sizeof(b), "443100000002", wamid, text);
+        wh_post(b, (size_t)n);
+    }
+    cr_assert(wh_drain(10000));
+    cr_assert_eq(wh_count("messages WHERE wamid LIKE 'wamid.NEXT.%%'"), 5);
+    char out[64];
+    wh_q(out, sizeof(out),
+         "SELECT round(extract(epoch FROM max(completed_at) - min(created_at)) * 1000) FROM jobs"
+         " WHERE company_id = %s AND status = 'completed'",
+         wh_company);
+    cr_assert(atol(out) < 900, "five messages of one contact took %s ms from the first insert to the last completion",
+              out);
+}
+
 /* A message applied by the queue shows in the next read, cached or not. */
 Test(webhooks, applied_jobs_invalidate_the_cache)
 {

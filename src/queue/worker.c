@@ -231,14 +231,16 @@ static void slot_claim(queue_slot_t *s)
 }
 
 /*
- * A slot whose batch was full looks for more at once; one whose batch was not had
- * emptied the queue, and claims again only if work was announced meanwhile (a
+ * A slot that ran jobs looks for more at once: its batch may have been full, and jobs
+ * of the keys it ran were held back behind them (a contact's next message, an agent's
+ * next reply) and are due now, with no notification to announce them. A claim that
+ * finds nothing stops there; an idle slot claims again when work is announced (a
  * notification, or a retry falling due, finds it idle or sets kick_pending).
  */
 static void slot_idle(queue_slot_t *s)
 {
     queue_worker_t *w = s->worker;
-    int again = s->njobs >= w->def.batch || w->kick_pending;
+    int again = s->njobs > 0 || w->kick_pending;
     for (size_t i = 0; i < s->njobs; ++i) {
         free(s->errors[i]);
         s->errors[i] = NULL;
