@@ -61,8 +61,6 @@ bench_company "$slug" "Bench campaign" "$phone_id"
 psql_q "INSERT INTO contacts (company_id, phone_number, wa_id, name)
         SELECT $company, '5541' || lpad(g::text, 9, '0'), '5541' || lpad(g::text, 9, '0'), 'Contact ' || g
         FROM generate_series(1, $RECIPIENTS) g" >/dev/null
-psql_q "DELETE FROM jobs" >/dev/null  # every run starts from an empty queue
-psql_q "VACUUM (ANALYZE) jobs" >/dev/null
 
 fake_port=$(free_port)
 start_conversa "$BENCH_DIR/conversa-campaign.log" META_GRAPH_URL="http://127.0.0.1:$fake_port"
@@ -94,13 +92,13 @@ status_hist() {
 # api_load: the API load; prints its RESULT line, with slow5= the share (%) of its
 # requests that conversa itself (request parsed to response written) took over 5 ms
 api_load() {
-  local h0 h1 line
-  h0=$(status_hist)
+  local fast0 all0 fast1 all1 line
+  read -r fast0 all0 < <(status_hist)
   line=$(wrk -t1 -c"$API_CONNECTIONS" -d"$API_DURATION" -s bench/report.lua -H "Authorization: Bearer $token" \
     "http://127.0.0.1:$port/api/v1/conversations/status" -- "$API_RATE" "$API_CONNECTIONS" | grep '^RESULT')
-  h1=$(status_hist)
-  echo "$line $(awk -v a="$h0" -v b="$h1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[2] - x[2]
-    printf("slow5=%.3f", (n > 0) ? 100 * (n - (y[1] - x[1])) / n : 0) }')"
+  read -r fast1 all1 < <(status_hist)
+  echo "$line $(awk -v n=$((all1 - all0)) -v fast=$((fast1 - fast0)) \
+    'BEGIN { printf("slow5=%.3f", (n > 0) ? 100 * (n - fast) / n : 0) }')"
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 

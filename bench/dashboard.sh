@@ -94,8 +94,8 @@ mapfile -t rows < <(psql_q "$agents_sql" | tr '|' ' ')
 # Agents' replies go out through their conversation's WhatsApp connection: each
 # company gets one (without secrets) and the viewed conversations use it. Nothing is
 # sent: conversa runs here without senders (SEND_CONCURRENCY=0), so a reply is stored
-# and its send queued, as for a sending process elsewhere; the queued sends are
-# dropped before and after the runs.
+# and its send queued, as for a sending process elsewhere; the next bench starts by
+# dropping them (bench_clear_jobs).
 pairs=()
 for row in "${rows[@]}"; do
   read -r company _ conv _ <<<"$row"
@@ -107,11 +107,6 @@ psql_q "WITH v (company_id, conv) AS (VALUES $(IFS=,; printf '%s' "${pairs[*]}")
         ON CONFLICT (slug) DO UPDATE SET name = excluded.name RETURNING company_id, id)
   UPDATE conversations cv SET connection_id = c.id
     FROM v JOIN c USING (company_id) WHERE cv.company_id = v.company_id AND cv.id = v.conv" >/dev/null
-drop_sends() {
-  psql_q "DELETE FROM jobs WHERE queue = 'outbound' AND company_id IN
-            (SELECT company_id FROM connections WHERE slug LIKE 'bench-dash-%')" >/dev/null
-}
-drop_sends
 
 # one API token each; the previous run's are dropped
 agents_file=$BENCH_TMP/agents.txt
@@ -217,9 +212,6 @@ for mode in "${modes[@]}"; do
   result[$mode]=$line
   rates[$mode]=$(hit_rates "$BENCH_TMP/before.txt" "$BENCH_TMP/after.txt")
 done
-
-# the replies' sends must not wait for the next bench's conversa, which would send them
-drop_sends
 
 printf '%-15s %9s %8s %8s %8s %7s %8s %9s\n' mode "req/s" "p50 ms" "p95 ms" "p99 ms" errors non-2xx "hit rate"
 for mode in "${modes[@]}"; do

@@ -54,17 +54,17 @@ bench_stack_up() {
   bench_clear_jobs
 }
 
-# Every bench starts with an empty job queue. The stack is shared by the benches, and
+# Every bench starts with an empty job table. The stack is shared by the benches, and
 # work one of them leaves queued (bench/webhooks.sh leaves the backlog its drains did
 # not finish) would otherwise be applied by the next one's `conversa serve`, on the
-# same two cores as the load it measures. Nothing in this private database is kept.
+# same two cores as the load it measures; the completed jobs would weigh on its
+# queue's plans. Nothing in this private database is kept.
 bench_clear_jobs() {
   local left
   # a new database has no jobs table before its first `migrate up`
   [[ $(psql_q "SELECT to_regclass('jobs') IS NOT NULL") == t ]] || return 0
   left=$(psql_q "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")
-  [[ "$left" == 0 ]] && return 0
-  note "dropping $left queued jobs an earlier run left"
+  [[ "$left" == 0 ]] || note "dropping $left queued jobs an earlier run left"
   psql_q "DELETE FROM jobs" >/dev/null
   psql_q "VACUUM (ANALYZE) jobs" >/dev/null
 }

@@ -552,6 +552,18 @@ static long cp_conversation(const char *phone)
     return cp_conversation_via(phone, cp_conn);
 }
 
+/* Waits (at most ms) until want messages of the company have their wamid recorded; returns how many have. */
+static long cp_wait_recorded(long want, int ms)
+{
+    double deadline = hs_now_ms() + ms;
+    for (;;) {
+        long n = cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company);
+        if (n >= want || hs_now_ms() >= deadline)
+            return n;
+        hs_sleep_ms(20);
+    }
+}
+
 /* Posts a reply and waits until its status is one of `want` ("|"-separated); returns "status|code|title|wamid". */
 static void cp_reply(long conv, const char *text, const char *want, char *out, size_t cap)
 {
@@ -641,11 +653,7 @@ Test(campaigns, replies_to_one_customer_keep_to_the_pair_limit)
     cp_wait_accepted(6, 15000);
     double sixth = hs_now_ms() - t0;
     cr_assert(sixth >= 5500, "the sixth message went out %.0f ms after the first", sixth);
-    double deadline = hs_now_ms() + 5000;
-    while (cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company) < 6 &&
-           hs_now_ms() < deadline)
-        hs_sleep_ms(20);
-    cr_assert_eq(cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company), 6);
+    cr_assert_eq(cp_wait_recorded(6, 5000), 6);
 }
 
 Test(campaigns, reply_retried_after_a_server_error)
@@ -666,11 +674,7 @@ Test(campaigns, reply_retried_after_a_server_error)
     json_decref(s);
     json_decref(cp_fake_call("POST", "/_fake/config", "{\"errors\":[]}"));
     /* the next attempt, after the queue's backoff, goes through */
-    deadline = hs_now_ms() + 20000;
-    while (cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company) == 0 &&
-           hs_now_ms() < deadline)
-        hs_sleep_ms(50);
-    cr_assert_eq(cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company), 1);
+    cr_assert_eq(cp_wait_recorded(1, 20000), 1);
 }
 
 Test(campaigns, reply_to_a_conversation_without_connection_is_409)

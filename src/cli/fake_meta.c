@@ -331,6 +331,24 @@ static fake_status_t *fake_earliest(void)
     return best;
 }
 
+/* A status as Meta words it in a webhook's statuses[]. */
+static json_t *fake_status_json(const fake_status_t *s)
+{
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%" PRIu64, util_wall_ns() / 1000000000);
+    json_t *st =
+        json_pack("{s:s, s:s, s:s, s:s}", "id", s->wamid, "status", s->status, "timestamp", ts, "recipient_id", s->to);
+    if (s->callback != NULL)
+        json_object_set_new(st, "biz_opaque_callback_data", json_string(s->callback));
+    if (s->code != 0)
+        json_object_set_new(st, "errors",
+                            json_pack("[{s:i, s:s, s:s}]", "code", s->code, "title", "Message undeliverable.",
+                                      "message", "Message undeliverable."));
+    json_object_set_new(st, "conversation",
+                        json_pack("{s:s, s:{s:s}}", "id", "fakeconversation", "origin", "type", "utility"));
+    return st;
+}
+
 /* Sends every status that is due, in batches of one phone number. */
 static void fake_on_flush(loop_timer_t *t)
 {
@@ -349,19 +367,7 @@ static void fake_on_flush(loop_timer_t *t)
                     break;
                 if (strcmp(s->phone_number_id, pnid) != 0)
                     continue;
-                char ts[24];
-                snprintf(ts, sizeof(ts), "%" PRIu64, util_wall_ns() / 1000000000);
-                json_t *st = json_pack("{s:s, s:s, s:s, s:s}", "id", s->wamid, "status", s->status, "timestamp", ts,
-                                       "recipient_id", s->to);
-                if (s->callback != NULL)
-                    json_object_set_new(st, "biz_opaque_callback_data", json_string(s->callback));
-                if (s->code != 0)
-                    json_object_set_new(st, "errors",
-                                        json_pack("[{s:i, s:s, s:s}]", "code", s->code, "title",
-                                                  "Message undeliverable.", "message", "Message undeliverable."));
-                json_object_set_new(st, "conversation",
-                                    json_pack("{s:s, s:{s:s}}", "id", "fakeconversation", "origin", "type", "utility"));
-                json_array_append_new(list, st);
+                json_array_append_new(list, fake_status_json(s));
                 h2o_linklist_unlink(&s->link);
                 fake.npending--;
                 fake_status_free(s);
