@@ -552,6 +552,12 @@ static long cp_conversation(const char *phone)
     return cp_conversation_via(phone, cp_conn);
 }
 
+static int cp_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Waits (at most ms) until want messages of the company have their wamid recorded; returns how many have. */
 static long cp_wait_recorded(long want, int ms)
 {
@@ -607,6 +613,39 @@ Test(campaigns, reply_outside_the_window_fails_with_131047)
     cr_assert_str_eq(json_string_value(json_object_get(m, "status")), "failed");
     cr_assert_eq(json_integer_value(json_object_get(m, "error_code")), 131047);
     json_decref(j);
+}
+
+/*
+ * PostgreSQL signals every listening backend at each notification, whatever it is
+ * about. This server runs the three queues' workers (webhooks, replies, campaigns):
+ * they share one listening connection, so a committed webhook wakes one backend and
+ * one thread, not one per queue; and a reply, announced on that connection, is taken
+ * by its worker at once, not at the worker's once-a-second poll.
+ */
+Test(campaigns, one_listening_connection_wakes_every_queue)
+{
+    long n = -1;
+    for (int i = 0; i < 100 && n != 1; ++i) { /* opened by the listener's thread, soon after start */
+        n = cp_count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conversa-listen:%ld'",
+                     (long)cp_srv.pid);
+        if (n != 1)
+            usleep(50 * 1000);
+    }
+    cr_assert_eq(n, 1, "%ld listening connections", n);
+
+    enum { N = 7 };
+    double took[N];
+    for (int i = 0; i < N; ++i) {
+        char phone[32], out[512];
+        snprintf(phone, sizeof(phone), "55219911000%02d", i);
+        long conv = cp_conversation(phone);
+        double t0 = hs_now_ms();
+        cp_reply(conv, "hello", "sent|delivered|read|failed", out, sizeof(out)); /* no window: 131047 */
+        took[i] = hs_now_ms() - t0;
+        cr_assert(strncmp(out, "pending", 7) != 0, "reply %d still pending: %s", i, out);
+    }
+    qsort(took, N, sizeof(took[0]), cp_cmp_double);
+    cr_assert(took[N / 2] < 250, "median %.0f ms from a reply's POST to its answer", took[N / 2]);
 }
 
 Test(campaigns, reply_inside_the_window_is_sent_then_delivered_then_read)

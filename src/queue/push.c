@@ -1,4 +1,5 @@
 #include "queue/push.h"
+#include "queue/wake.h"
 #include "core/util.h"
 #include "core/waiter.h"
 #include "store/pgarray.h"
@@ -63,7 +64,7 @@ static pg_stmt_t push_stmt = {
  * crash only leaves the jobs (already durable) to the workers' one-second poll.
  */
 static pg_stmt_t push_wake_stmt = {
-    "SELECT set_config('synchronous_commit', 'off', true), pg_notify('conversa_jobs', $1)", 1};
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify('" QUEUE_WAKE_CHANNEL "', $1)", 1};
 
 static void push_pusher_release(queue_pusher_t *p)
 {

@@ -1,4 +1,5 @@
 #include "queue/worker.h"
+#include "queue/wake.h"
 #include "cache/redis.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -19,7 +20,6 @@
 #define WORKER_STATS_TICKS 2    /* gauges every 2 s */
 #define WORKER_PRUNE_TICKS 60   /* completed jobs pruned every minute */
 #define WORKER_PRUNE_BATCH "5000"
-#define WORKER_CHANNEL     "conversa_jobs"
 
 typedef enum slot_state { SLOT_IDLE, SLOT_CLAIMING, SLOT_RUNNING, SLOT_FAILING } slot_state_t;
 
@@ -47,6 +47,9 @@ struct queue_worker {
     h2o_multithread_receiver_t receiver;
     h2o_multithread_message_t stop_msg;
     int stop_seen; /* the stop message was taken off the queue (on the worker's thread) */
+    h2o_multithread_message_t wake_msg;
+    atomic_int wake_sent; /* wake_msg is queued: set by the listener, cleared here */
+    queue_wake_sub_t wake;
     metrics_shard_t *metrics;
     pg_pool_t *pg;
     redis_client_t *redis;
@@ -58,8 +61,6 @@ struct queue_worker {
     int housekeeping;                /* a recovery, stats or prune statement is in flight */
     int due_asked;                   /* a next-due query is in flight */
     int kick_pending;                /* work was announced while a claim was in flight */
-    PGconn *listen;                  /* LISTEN conversa_jobs */
-    h2o_socket_t *listen_sock;
     char lease_ms[16], backoff_ms[16], retention_s[16], batch[16];
     queue_slot_t *slots;
     void *context; /* def.thread_start's */
@@ -424,67 +425,14 @@ static void worker_kick(queue_worker_t *w)
     w->kick_pending = 1; /* every slot is busy: the first to finish looks */
 }
 
-/* ---- LISTEN ---- */
+/* ---- notifications ---- */
 
-static void worker_unlisten(queue_worker_t *w)
+/* On the listener's thread (queue/wake.h): one message in the queue at a time. */
+static void worker_on_wake(void *data)
 {
-    if (w->listen_sock != NULL) {
-        h2o_socket_read_stop(w->listen_sock);
-        h2o_socket_close(w->listen_sock); /* our dup(); libpq closes its own */
-        w->listen_sock = NULL;
-    }
-    if (w->listen != NULL) {
-        PQfinish(w->listen);
-        w->listen = NULL;
-    }
-}
-
-static void worker_on_notify(h2o_socket_t *sock, const char *err)
-{
-    queue_worker_t *w = sock->data;
-    (void)err;
-    if (PQconsumeInput(w->listen) == 0) {
-        log_info("queue", "%s: notification connection lost; polling until it is back", w->def.name);
-        worker_unlisten(w);
-        return;
-    }
-    int wake = 0;
-    PGnotify *n;
-    while ((n = PQnotifies(w->listen)) != NULL) {
-        wake |= strcmp(n->extra, w->def.name) == 0;
-        PQfreemem(n);
-    }
-    if (wake)
-        worker_kick(w);
-}
-
-/*
- * The listening connection is opened blocking (connect_timeout 2 s) on this thread:
- * while it cannot be opened the database is away and no job could run anyway, and
- * the once-a-second poll covers what notifications would have said.
- */
-static void worker_listen(queue_worker_t *w)
-{
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {config.database_url, "2", "conversa-worker-listen", NULL};
-    w->listen = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(w->listen) != CONNECTION_OK) {
-        log_debug("queue", "notification connection failed: %s", PQerrorMessage(w->listen));
-        worker_unlisten(w);
-        return;
-    }
-    PGresult *res = PQexec(w->listen, "LISTEN " WORKER_CHANNEL);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    int fd = ok && PQsetnonblocking(w->listen, 1) == 0 ? dup(PQsocket(w->listen)) : -1;
-    if (fd < 0) {
-        worker_unlisten(w);
-        return;
-    }
-    w->listen_sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listen_sock->data = w;
-    h2o_socket_read_start(w->listen_sock, worker_on_notify);
-    worker_kick(w); /* what was inserted while nobody listened */
+    queue_worker_t *w = data;
+    if (!atomic_exchange(&w->wake_sent, 1))
+        h2o_multithread_send_message(&w->receiver, &w->wake_msg);
 }
 
 /* ---- housekeeping ---- */
@@ -575,8 +523,6 @@ static void worker_on_tick(loop_timer_t *t)
     w->ticks++;
     if (atomic_load(&w->stopping))
         return;
-    if (w->listen == NULL)
-        worker_listen(w);
     worker_kick(w);
     if (!w->housekeeping) {
         hk_t *h = util_calloc(1, sizeof(*h));
@@ -607,9 +553,16 @@ static void worker_on_due_timer(loop_timer_t *t)
 static void worker_on_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     queue_worker_t *w = util_container_of(receiver, queue_worker_t, receiver);
-    while (!h2o_linklist_is_empty(messages))
-        h2o_linklist_unlink(messages->next); /* the stop message: the loop condition does the rest */
-    w->stop_seen = 1;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        if (m == &w->wake_msg) {
+            atomic_store(&w->wake_sent, 0);
+            worker_kick(w);
+        } else {
+            w->stop_seen = 1; /* the stop message: the loop condition does the rest */
+        }
+    }
 }
 
 static int worker_busy(const queue_worker_t *w)
@@ -659,7 +612,6 @@ static void *worker_main(void *arg)
         w->def.thread_stop(w->context); /* what it still had in flight fails: slots go idle */
     loop_timer_dispose(&w->tick);
     loop_timer_dispose(&w->due);
-    worker_unlisten(w);
     pg_pool_free(w->pg); /* fails what is in flight: callbacks see closing */
     redis_client_free(w->redis);
     cache_thread_free(w->cache);
@@ -701,6 +653,8 @@ queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency)
     h2o_multithread_register_receiver(w->mq, &w->receiver, worker_on_message);
     if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
         util_fatal("queue: cannot start the worker thread");
+    w->wake = (queue_wake_sub_t){.queue = w->def.name, .fn = worker_on_wake, .data = w};
+    queue_wake_subscribe(&w->wake);
     return w;
 }
 
@@ -709,6 +663,7 @@ void queue_worker_stop(queue_worker_t *w)
     if (w == NULL)
         return;
     w->stop_deadline_ns = util_now_ns() + (uint64_t)config.shutdown_timeout_ms * 1000000;
+    queue_wake_unsubscribe(&w->wake); /* no wake is sent after this: the stop message is the last */
     atomic_store(&w->stopping, 1);
     /* the loop may be asleep in epoll: a message wakes it */
     h2o_multithread_send_message(&w->receiver, &w->stop_msg);

@@ -22,11 +22,12 @@
  *
  * Idle slots wake on NOTIFY conversa_jobs (sent once inserted jobs are committed:
  * by queue_push after its insert, by a trigger for the others, migrations 0006 and
- * 0008), when the earliest scheduled retry is due, and once a second whatever happens
- * (a missed notification costs at most that): one slot claims, and a claim that fills
- * its batch wakes the next, so only as many slots claim as there is work for. The same thread takes back expired
- * leases, samples queue gauges for /api/metrics and prunes completed jobs older than
- * QUEUE_RETENTION_SECONDS.
+ * 0008; heard by the process's one listening connection, queue/wake.h), when the
+ * earliest scheduled retry is due, and once a second whatever happens (a missed
+ * notification costs at most that): one slot claims, and a claim that fills its batch
+ * wakes the next, so only as many slots claim as there is work for. The same thread
+ * takes back expired leases, samples queue gauges for /api/metrics and prunes
+ * completed jobs older than QUEUE_RETENTION_SECONDS.
  */
 #ifndef CONVERSA_QUEUE_WORKER_H
 #define CONVERSA_QUEUE_WORKER_H
