@@ -31,8 +31,7 @@ struct queue_pusher {
     char *queue;
     char max_attempts[16];
     h2o_linklist_t pending;
-    unsigned inflight;
-    unsigned inflight_max;
+    int inflight;   /* a statement is in flight */
     int waking;     /* a wake statement is in flight */
     int wake_again; /* jobs committed since it was sent */
     int freeing;
@@ -139,7 +138,7 @@ static void push_on_result(void *data, const pg_reply_t *reply)
         push_req_free(q);
     }
     free(b);
-    p->inflight--;
+    p->inflight = 0;
     if (p->freeing) {
         push_pusher_release(p);
         return;
@@ -147,10 +146,10 @@ static void push_on_result(void *data, const pg_reply_t *reply)
     push_send(p);
 }
 
-/* Sends one statement with as many pending requests as fit, while a connection may take one. */
+/* Sends one statement with as many pending requests as fit, unless one is in flight. */
 static void push_send(queue_pusher_t *p)
 {
-    while (!h2o_linklist_is_empty(&p->pending) && p->inflight < p->inflight_max) {
+    if (!h2o_linklist_is_empty(&p->pending) && !p->inflight) {
         push_batch_t *b = util_calloc(1, sizeof(*b));
         b->pusher = p;
         h2o_linklist_init_anchor(&b->reqs);
@@ -175,7 +174,7 @@ static void push_send(queue_pusher_t *p)
         }
         pg_param_t params[] = {PG_TEXT(p->queue),        pg_array_param(&company), pg_array_param(&key),
                                pg_array_param(&payload), pg_array_param(&meta),    PG_TEXT(p->max_attempts)};
-        p->inflight++;
+        p->inflight = 1;
         pg_exec(p->pool, &push_stmt, params, 6, push_on_result, b, NULL); /* copies the parameters */
         pg_array_free(&company);
         pg_array_free(&key);
@@ -184,14 +183,13 @@ static void push_send(queue_pusher_t *p)
     }
 }
 
-queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts, unsigned statements)
+queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts)
 {
     queue_pusher_t *p = util_calloc(1, sizeof(*p));
     p->pool = pool;
     p->queue = util_strdup(queue);
     snprintf(p->max_attempts, sizeof(p->max_attempts), "%u", max_attempts);
     h2o_linklist_init_anchor(&p->pending);
-    p->inflight_max = statements > 0 ? statements : 1;
     return p;
 }
 

@@ -3,11 +3,16 @@
  *
  * A pusher belongs to one loop thread and one queue. queue_push() copies the jobs;
  * they are inserted by one statement together with every other job pushed on this
- * thread while the previous statements were in flight (at most one statement per
- * PostgreSQL connection of the thread's pool), so under load one commit, and one WAL
- * flush, acknowledges many jobs. The callback runs once the statement committed (ok)
- * or failed (the jobs of that statement were not stored), on the loop thread, unless
- * it was cancelled through waiters; cancelling never withdraws the jobs.
+ * thread while the previous statement was in flight, so under load one commit, and one
+ * WAL flush, acknowledges many jobs. One statement at a time, not one per connection
+ * of the pool: PostgreSQL flushes commits one after another anyway, and a second
+ * statement in flight only splits the waiting jobs into two transactions, whose fixed
+ * cost (a small insert's commit costs as much as a dozen rows) is most of the work.
+ * Measured with 64 connections offering 5,100 webhooks/s: p50 3.5-5.3 ms against
+ * 4.9-8.1 ms with a statement per connection (two). The callback runs once the
+ * statement committed (ok) or failed (the jobs of that statement were not stored), on
+ * the loop thread, unless it was cancelled through waiters; cancelling never withdraws
+ * the jobs.
  *
  * Waking: once a statement has committed, the pusher sends NOTIFY conversa_jobs in a
  * transaction of its own (one in flight at a time), not from the insert: a notifying
@@ -43,12 +48,8 @@ typedef struct queue_job_in {
 /** Whether the jobs were committed (error NULL), else why not. */
 typedef void (*queue_push_cb)(void *data, const char *error);
 
-/**
- * A pusher for `queue` on pool's loop; max_attempts is stored with each job. At most
- * `statements` statements are in flight at once (the pool's connections: more would
- * only queue behind each other in a connection's pipeline).
- */
-queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts, unsigned statements);
+/** A pusher for `queue` on pool's loop; max_attempts is stored with each job. */
+queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts);
 
 /** Fails the jobs not yet sent ("shutting down") and frees; statements in flight finish on their own. */
 void queue_pusher_free(queue_pusher_t *p);
