@@ -1,22 +1,40 @@
 -- wrk script for bench/webhooks.sh: Meta delivering signed webhooks.
 --
--- Arguments (after wrk's --): DATA_FILE PATH [RATE CONNECTIONS]. DATA_FILE has one
+-- Arguments (after wrk's --): DATA_FILE PATH [RATE]. DATA_FILE has one
 -- line per webhook, "<signature> <payload>" (bench/webhook_gen.c); the requests are
 -- built once in init() and sent in turn (wrapping around). Meant for wrk -t1.
 --
--- With RATE, each connection waits CONNECTIONS / RATE seconds after each answer before
--- its next request, which offers at most RATE requests/s (a little less: the answer's
--- own time adds to each cycle); the RESULT line says what was achieved.
+-- With RATE, requests are sent on a schedule of RATE per second shared by the
+-- connections, the way a sender at that rate would: after each answer, the connection
+-- waits for the next free slot of the schedule. A slow answer therefore does not slow
+-- the offered rate down while other connections are free (with CONNECTIONS over RATE
+-- times the latency, they are); a server that cannot keep up shows as an achieved rate
+-- under RATE, never as a schedule caught up in a burst. wrk delays by whole
+-- milliseconds: a slot is taken at the nearest one. The RESULT line says what was
+-- achieved.
 --
 -- At the end, one line:
 --   RESULT rps=… p50=… p90=… p99=… errors=… non2xx=… requests=…
 -- latencies in ms; errors are socket errors and timeouts, non2xx the answers outside
 -- 200-399.
 
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } webhooks_timespec;
+int clock_gettime(int clock, webhooks_timespec *ts);
+]]
+local CLOCK_MONOTONIC = 1
+local ts = ffi.new("webhooks_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
 local reqs = {}
 local n = 0
 local i = 0
-local pause = nil
+local interval = nil
+local next_slot = nil
 
 function init(args)
   local path, url = args[1], args[2]
@@ -29,12 +47,17 @@ function init(args)
     end
   end
   if n == 0 then error("webhooks.lua: no webhooks in " .. path) end
-  local rate, conns = tonumber(args[3] or ""), tonumber(args[4] or "")
-  if rate and conns and rate > 0 then
-    pause = 1000 * conns / rate
+  local rate = tonumber(args[3] or "")
+  if rate and rate > 0 then
+    interval = 1000 / rate
     -- wrk looks for delay() after init(): defined only when pacing, an unpaced run
     -- costs nothing per request
-    delay = function() return pause end
+    delay = function()
+      local t = now_ms()
+      if next_slot == nil or next_slot < t then next_slot = t end
+      next_slot = next_slot + interval
+      return math.floor(next_slot - t + 0.5)
+    end
   end
 end
 

@@ -7,9 +7,9 @@
 # CONTACTS contacts (bench/webhook_gen.c, signed over the exact bytes sent).
 #
 #   1. paced: `conversa serve` with QUEUE_CONCURRENCY=0 (no worker), wrk at
-#      CONNECTIONS connections for DURATION after a 2 s warm-up, each connection pausing
-#      between requests to offer about RATE webhooks/s: acknowledgements/s and
-#      p50/p90/p99 at that load. Every acknowledgement is a committed job.
+#      CONNECTIONS connections for DURATION after a 2 s warm-up, sending on a schedule
+#      of RATE webhooks/s (bench/webhooks.lua): acknowledgements/s and p50/p90/p99 at
+#      that load. Every acknowledgement is a committed job.
 #   2. the same with QUEUE_CONCURRENCY=2 (the default: workers apply while webhooks
 #      keep arriving).
 #   3. both again without pauses (ingest+workers, ingest): the most the machine acks.
@@ -24,7 +24,7 @@
 #
 # Environment: CONVERSA_BIN (default build/release/conversa), WEBHOOK_GEN
 # (build/release/bench/webhook-gen), DURATION (15s), CONNECTIONS (64), COUNT (300000),
-# CONTACTS (5000), DRAIN (20), RATE (8000), BENCH_DIR (.data/bench), RESULTS_DIR
+# CONTACTS (5000), DRAIN (20), RATE (5000), BENCH_DIR (.data/bench), RESULTS_DIR
 # (bench/results).
 set -euo pipefail
 DURATION=${DURATION:-15s}
@@ -32,7 +32,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 COUNT=${COUNT:-300000}
 CONTACTS=${CONTACTS:-5000}
 DRAIN=${DRAIN:-20}
-RATE=${RATE:-8000}
+RATE=${RATE:-5000}
 WARMUP=2s
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -66,7 +66,7 @@ waiting() { psql_q "SELECT count(*) FROM jobs WHERE company_id = $company AND st
 # run_wrk DURATION [RATE]
 run_wrk() {
   wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/webhooks.lua "http://127.0.0.1:$port" -- "$data" \
-    "/api/webhooks/meta/$slug" ${2:+"$2" "$CONNECTIONS"}
+    "/api/webhooks/meta/$slug" ${2:+"$2"}
 }
 
 # flood MODE CONCURRENCY [RATE]: one ingest run; sets result[MODE]
