@@ -22,6 +22,12 @@ uint64_t util_now_ns(void);
 /** Wall clock in nanoseconds since the epoch. */
 uint64_t util_wall_ns(void);
 
+/**
+ * Names the calling thread (what top -H, ps -T and perf show), printf-style; cut to
+ * the kernel's 15 characters.
+ */
+__attribute__((format(printf, 1, 2))) void util_thread_name(const char *fmt, ...);
+
 /** Prints "fatal: <message>" and aborts. For broken invariants, never for bad input. */
 __attribute__((noreturn, format(printf, 1, 2))) void util_fatal(const char *fmt, ...);
 

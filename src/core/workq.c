@@ -20,6 +20,7 @@ static int workq_stopping;
 static void *workq_main(void *arg)
 {
     (void)arg;
+    util_thread_name("workq");
     pthread_mutex_lock(&workq_lock);
     for (;;) {
         while (!workq_stopping && h2o_linklist_is_empty(&workq_pending))

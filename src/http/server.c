@@ -449,6 +449,7 @@ static void http_on_tick(loop_timer_t *timer)
 static void *http_thread_main(void *arg)
 {
     http_thread_t *t = arg;
+    util_thread_name("http-%u", t->index);
     http_phase = HTTP_SERVING;
     t->loop = h2o_evloop_create();
     h2o_context_init(&t->ctx, t->loop, &http_globalconf);

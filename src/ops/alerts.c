@@ -329,6 +329,7 @@ static int alerts_sleep(uint64_t ns)
 static void *alerts_eval_main(void *arg)
 {
     (void)arg;
+    util_thread_name("alerts-eval");
     for (;;) {
         alerts_take(&alerts_samples[alerts_nsamples % alerts_cap]);
         alerts_nsamples++;
@@ -400,6 +401,7 @@ static int alerts_post(CURL *curl, const alerts_notice_t *n)
 static void *alerts_send_main(void *arg)
 {
     (void)arg;
+    util_thread_name("alerts-send");
     CURL *curl = curl_easy_init();
     pthread_mutex_lock(&alerts_lock);
     for (;;) {

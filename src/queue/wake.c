@@ -64,6 +64,7 @@ static PGconn *wake_connect(void)
 static void *wake_main(void *arg)
 {
     (void)arg;
+    util_thread_name("queue-listen");
     PGconn *conn = NULL;
     while (!atomic_load(&wake_stopping)) {
         if (conn == NULL && (conn = wake_connect()) != NULL)

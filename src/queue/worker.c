@@ -576,6 +576,7 @@ static int worker_busy(const queue_worker_t *w)
 static void *worker_main(void *arg)
 {
     queue_worker_t *w = arg;
+    util_thread_name("queue-%s", w->def.name);
     w->metrics = metrics_shard_new();
     metrics_shard_bind(w->metrics);
     pg_pool_config_t pc = {
