@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -534,4 +535,49 @@ Test(server, tells_systemd_ready_watchdog_and_stopping)
     cr_assert_eq(hs_server_wait(&s, 20000), 0);
     close(fd);
     unlink(path);
+}
+
+/*
+ * Every thread says what it is, for top -H, ps -T and perf: a profile of a busy server
+ * otherwise shows a dozen "conversa" threads, told apart only by the libraries each
+ * one calls.
+ */
+Test(server, threads_are_named)
+{
+    static const char *const env[] = {"THREADS=2", "QUEUE_CONCURRENCY=1", "SEND_CONCURRENCY=1", NULL};
+    hs_server_t s;
+    hs_server_start(&s, env);
+    cr_assert(poll_until(s.port, "/api/health/live", 200, "ok", 10000) >= 0);
+    static const char *const want[] = {"http-0",       "http-1", "queue-webhooks", "queue-outbound", "queue-campaigns",
+                                       "queue-listen", "workq",  "alerts-eval",    "alerts-send"};
+    int seen[sizeof(want) / sizeof(want[0])] = {0}, unnamed = 0;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%ld/task", (long)s.pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[336], name[32] = "";
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* the thread ended meanwhile */
+        if (fgets(name, sizeof(name), f) != NULL)
+            name[strcspn(name, "\n")] = '\0';
+        fclose(f);
+        int known = 0;
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i)
+            if (strcmp(name, want[i]) == 0) {
+                seen[i]++;
+                known = 1;
+            }
+        unnamed += !known && strcmp(e->d_name, "") != 0 && atol(e->d_name) != (long)s.pid;
+    }
+    closedir(d);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i)
+        cr_assert(seen[i] >= 1, "no thread named %s", want[i]);
+    cr_assert_eq(unnamed, 0, "%d threads without a name of their own", unnamed);
+    cr_assert_eq(hs_server_stop(&s), 0);
 }
