@@ -54,6 +54,26 @@ static long cp_count(const char *fmt, ...)
     return atol(out);
 }
 
+static long cp_wait_count(long want, int ms, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Polls the count a query (fmt, printf-style) gives until it is want or ms have passed; returns the last count. */
+static long cp_wait_count(long want, int ms, const char *fmt, ...)
+{
+    char sql[1024], out[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    double deadline = hs_now_ms() + ms;
+    for (;;) {
+        cp_sqlf(out, sizeof(out), sql);
+        long n = atol(out);
+        if (n == want || hs_now_ms() >= deadline)
+            return n;
+        hs_sleep_ms(20);
+    }
+}
+
 /* n contacts of the company numbered prefix + 6 digits (1..n), with labels (SQL array text). */
 static void cp_contacts(const char *prefix, int n, const char *labels)
 {
@@ -380,13 +400,10 @@ Test(campaigns, cancel_stops_and_marks_the_rest)
     cr_assert_eq(cp_progress(c, "pending"), 0);
     json_decref(c);
     /* jobs that were in flight come back, see the campaign cancelled and end */
-    double deadline = hs_now_ms() + 15000;
-    while (cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status IN ('queued', 'running')", cp_company) >
-               0 &&
-           hs_now_ms() < deadline)
-        hs_sleep_ms(50);
-    cr_assert_eq(
-        cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status IN ('queued', 'running')", cp_company), 0);
+    cr_assert_eq(cp_wait_count(0, 15000,
+                               "SELECT count(*) FROM jobs WHERE company_id = %s AND status IN ('queued', 'running')",
+                               cp_company),
+                 0);
     c = cp_get(id);
     cr_assert_eq(cp_progress(c, "cancelled"), 100 - sent, "%s", json_dumps(c, 0));
     json_decref(c);
@@ -558,18 +575,6 @@ static int cp_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Waits (at most ms) until want messages of the company have their wamid recorded; returns how many have. */
-static long cp_wait_recorded(long want, int ms)
-{
-    double deadline = hs_now_ms() + ms;
-    for (;;) {
-        long n = cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company);
-        if (n >= want || hs_now_ms() >= deadline)
-            return n;
-        hs_sleep_ms(20);
-    }
-}
-
 /* Posts a reply and waits until its status is one of `want` ("|"-separated); returns "status|code|title|wamid". */
 static void cp_reply(long conv, const char *text, const char *want, char *out, size_t cap)
 {
@@ -624,13 +629,10 @@ Test(campaigns, reply_outside_the_window_fails_with_131047)
  */
 Test(campaigns, one_listening_connection_wakes_every_queue)
 {
-    long n = -1;
-    for (int i = 0; i < 100 && n != 1; ++i) { /* opened by the listener's thread, soon after start */
-        n = cp_count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conversa-listen:%ld'",
-                     (long)cp_srv.pid);
-        if (n != 1)
-            usleep(50 * 1000);
-    }
+    /* opened by the listener's thread, soon after start */
+    long n =
+        cp_wait_count(1, 5000, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conversa-listen:%ld'",
+                      (long)cp_srv.pid);
     cr_assert_eq(n, 1, "%ld listening connections", n);
 
     enum { N = 7 };
@@ -655,10 +657,8 @@ Test(campaigns, reply_inside_the_window_is_sent_then_delivered_then_read)
     snprintf(body, sizeof(body), "{\"phone_number_id\":\"%s\",\"from\":\"5521990000002\",\"text\":\"oi\"}", cp_pnid);
     json_decref(cp_fake_call("POST", "/_fake/inbound", body));
     /* the customer's message arrives through the webhook first */
-    double deadline = hs_now_ms() + 10000;
-    while (cp_count("SELECT count(*) FROM messages WHERE company_id = %s AND direction = 'inbound'", cp_company) == 0 &&
-           hs_now_ms() < deadline)
-        hs_sleep_ms(20);
+    cp_wait_count(1, 10000, "SELECT count(*) FROM messages WHERE company_id = %s AND direction = 'inbound'",
+                  cp_company);
     char out[512];
     cp_reply(conv, "how can I help?", "read", out, sizeof(out));
     cr_assert(strncmp(out, "read|-|-|wamid.FAKE", 19) == 0, "%s", out);
@@ -692,7 +692,9 @@ Test(campaigns, replies_to_one_customer_keep_to_the_pair_limit)
     cp_wait_accepted(6, 15000);
     double sixth = hs_now_ms() - t0;
     cr_assert(sixth >= 5500, "the sixth message went out %.0f ms after the first", sixth);
-    cr_assert_eq(cp_wait_recorded(6, 5000), 6);
+    cr_assert_eq(
+        cp_wait_count(6, 5000, "SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL", cp_company),
+        6);
 }
 
 Test(campaigns, reply_retried_after_a_server_error)
@@ -713,7 +715,9 @@ Test(campaigns, reply_retried_after_a_server_error)
     json_decref(s);
     json_decref(cp_fake_call("POST", "/_fake/config", "{\"errors\":[]}"));
     /* the next attempt, after the queue's backoff, goes through */
-    cr_assert_eq(cp_wait_recorded(1, 20000), 1);
+    cr_assert_eq(cp_wait_count(1, 20000, "SELECT count(*) FROM messages WHERE company_id = %s AND wamid IS NOT NULL",
+                               cp_company),
+                 1);
 }
 
 Test(campaigns, reply_to_a_conversation_without_connection_is_409)
@@ -1060,11 +1064,9 @@ Test(campaigns, failed_sending_jobs_are_listed_and_retried_without_sending_twice
     json_decref(j);
 
     /* the workers take them at once (NOTIFY) and finish them */
-    double deadline = hs_now_ms() + 20000;
-    while (cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status <> 'completed'", cp_company) > 0 &&
-           hs_now_ms() < deadline)
-        hs_sleep_ms(50);
-    cr_assert_eq(cp_count("SELECT count(*) FROM jobs WHERE company_id = %s AND status <> 'completed'", cp_company), 0);
+    cr_assert_eq(cp_wait_count(0, 20000, "SELECT count(*) FROM jobs WHERE company_id = %s AND status <> 'completed'",
+                               cp_company),
+                 0);
     cp_queues(cp_admin, queues, sizeof(queues));
     cr_assert_str_eq(queues, "webhooks:0:0:0,outbound:0:0:0,campaigns:0:0:0");
     snprintf(path, sizeof(path), "/api/v1/queues/outbound/failed/%ld/retry", r_unsent);

@@ -23,8 +23,7 @@
  */
 static pthread_mutex_t wake_life = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t wake_subs = PTHREAD_MUTEX_INITIALIZER;
-static queue_wake_sub_t *wake_list;
-static unsigned wake_count;
+static queue_wake_sub_t *wake_list; /* the thread runs while it is not empty */
 static pthread_t wake_tid;
 static int wake_stop_fd = -1;
 static atomic_int wake_stopping;
@@ -97,10 +96,11 @@ void queue_wake_subscribe(queue_wake_sub_t *sub)
 {
     pthread_mutex_lock(&wake_life);
     pthread_mutex_lock(&wake_subs);
+    int first = wake_list == NULL;
     sub->next = wake_list;
     wake_list = sub;
     pthread_mutex_unlock(&wake_subs);
-    if (wake_count++ == 0) {
+    if (first) {
         atomic_store(&wake_stopping, 0);
         wake_stop_fd = eventfd(0, EFD_CLOEXEC);
         if (wake_stop_fd < 0 || pthread_create(&wake_tid, NULL, wake_main, NULL) != 0)
@@ -118,8 +118,9 @@ void queue_wake_unsubscribe(queue_wake_sub_t *sub)
             *p = sub->next;
             break;
         }
+    int last = wake_list == NULL;
     pthread_mutex_unlock(&wake_subs);
-    if (--wake_count == 0) {
+    if (last) {
         atomic_store(&wake_stopping, 1);
         uint64_t one = 1;
         if (write(wake_stop_fd, &one, sizeof(one)) != sizeof(one))
