@@ -231,6 +231,9 @@ Test(ratelimit, tokens_are_limited_each_under_the_address_ceiling)
     }
     hs_response_t r = hs_call(s.port, "GET", "/api/v1/conversations/status", runaway, NULL);
     assert_429(&r, "\"token\";q=5;w=60", 60);
+    /* the read ran while it was counted; nothing of its own answer goes out with the 429 */
+    char *xc = hs_header(&r, "x-cache");
+    cr_assert_null(xc, "a refused read carried its handler's X-Cache: %s", xc);
     char *pol = hs_header(&r, "ratelimit-policy");
     cr_assert_str_eq(pol, "\"token\";q=5;w=60, \"ip\";q=10;w=60");
     free(pol);
@@ -327,4 +330,47 @@ Test(ratelimit, redis_stopped_the_process_still_limits)
     }
     cr_assert(shared, "still limiting in process 10 s after Redis came back");
     hs_server_stop(&s);
+}
+
+/*
+ * A read runs while its rate limit is counted. Refused, it answers 429 at once even
+ * when its own query is stuck behind a lock, and the query's answer, when it comes, is
+ * dropped: the server goes on serving.
+ */
+Test(ratelimit, a_refused_read_answers_at_once_while_its_query_waits)
+{
+    hs_company("rl-stuck", "Stuck");
+    const char *env[] = {"RATE_LIMIT_TOKEN=1/60/60", "CACHE_ENABLED=off", NULL};
+    hs_server_t s;
+    hs_server_start(&s, env);
+    char *agent = hs_login(s.port, "agent@rl-stuck.test");
+    char *admin = hs_login(s.port, "admin@rl-stuck.test");
+    clear_counters();
+    cr_assert_eq(authed(s.port, agent), 200, "the token's one request");
+    hs_sh(NULL, 0,
+          "(echo 'BEGIN; LOCK TABLE conversation_counts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;'"
+          " | psql -q \"$DATABASE_URL\" >/dev/null 2>&1 &)");
+    char held[8] = "";
+    double t0 = hs_now_ms();
+    while (strcmp(held, "1") != 0 && hs_now_ms() - t0 < 5000) {
+        hs_sql(held, sizeof(held),
+               "SELECT count(*) FROM pg_locks WHERE relation = 'conversation_counts'::regclass"
+               " AND mode = 'AccessExclusiveLock' AND granted");
+        if (strcmp(held, "1") != 0)
+            hs_sleep_ms(20);
+    }
+    cr_assert_str_eq(held, "1", "the lock was not taken");
+    double t1 = hs_now_ms();
+    hs_response_t r = hs_call(s.port, "GET", "/api/v1/conversations/status", agent, NULL);
+    double took = hs_now_ms() - t1;
+    assert_429(&r, "\"token\";q=1;w=60", 60);
+    hs_response_free(&r);
+    cr_assert(took < 1500, "the 429 waited %.0f ms for the query it replaces", took);
+    /* another token's read waits for the lock like the dropped query, and is served once it goes */
+    cr_assert_eq(authed(s.port, admin), 200, "the server stopped serving after a dropped answer");
+    cr_assert_eq(authed(s.port, agent), 429, "the refused token is still over its limit");
+    free(agent);
+    free(admin);
+    cr_assert_eq(hs_server_stop(&s), 0, "the server did not stop cleanly");
+    hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = 'rl-stuck'");
 }

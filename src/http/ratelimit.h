@@ -11,6 +11,9 @@
  * without a valid token, WEBHOOK per address for Meta's deliveries, and for
  * authenticated traffic TOKEN per bearer token under the IP ceiling per address.
  *
+ * The server counts an authenticated read while its handler runs (http_hold_t in
+ * server.h), so the script's call and the read's own Redis commands share a write.
+ *
  * Checks made during one turn of the event loop go to Redis together, as one call of
  * the script at the end of the turn (keys in arrival order, so counting is exactly
  * what one call each would do): under load the script's fixed cost is paid once per

@@ -75,6 +75,21 @@ static const char *http_reason(int status)
 void http_reply_iovec(http_request_t *r, int status, const char *content_type, h2o_iovec_t body)
 {
     static h2o_generator_t generator = {NULL, NULL};
+    switch (r->hold) {
+    case HTTP_HOLD_RUNNING:
+        r->held.status = status;
+        r->held.content_type = content_type;
+        r->held.body = body;
+        r->hold = HTTP_HOLD_HELD;
+        return;
+    case HTTP_HOLD_HELD:
+        util_fatal("request %s replied twice", r->id);
+    case HTTP_HOLD_DROPPED:
+        return;
+    case HTTP_HOLD_NONE:
+    case HTTP_HOLD_GATED:
+        break;
+    }
     http_reply_start(r, status, content_type, body.len);
     r->req->res.reason = http_reason(status);
     h2o_start_response(r->req, &generator);

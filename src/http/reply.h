@@ -17,7 +17,11 @@
 
 #include "http/server.h"
 
-/** Sends body as is; `body` must stay valid until the response is finished (static, or request pool). */
+/**
+ * Sends body as is; `body` and `content_type` must stay valid until the response is
+ * finished (static, or request pool). A read's answer may be held until its rate
+ * limit's verdict, or dropped when the read was refused (see http_hold_t).
+ */
 void http_reply_iovec(http_request_t *r, int status, const char *content_type, h2o_iovec_t body);
 
 /** Sends a copy of body (into the request's pool). */

@@ -150,18 +150,29 @@ static void http_gate_on_verdict(void *data, const ratelimit_verdict_t *v)
 {
     http_gate_t *g = data;
     http_request_t *r = g->r;
+    http_hold_t hold = r->hold;
+    r->hold = HTTP_HOLD_NONE;
+    if (!v->allowed && hold >= HTTP_HOLD_RUNNING)
+        r->req->res.headers.size = 0; /* the handler's headers went with its answer */
     char policy[160], state[160];
     ratelimit_headers(v, policy, sizeof(policy), state, sizeof(state));
     http_reply_header(r, "ratelimit-policy", policy);
     http_reply_header(r, "ratelimit", state);
     if (v->allowed) {
-        g->next(r);
-        return;
+        if (hold == HTTP_HOLD_HELD)
+            http_reply_iovec(r, r->held.status, r->held.content_type, r->held.body);
+        else if (hold < HTTP_HOLD_RUNNING)
+            g->next(r);
+        return; /* RUNNING: its answer goes out when it comes */
     }
     char secs[16];
     snprintf(secs, sizeof(secs), "%u", v->retry_after_s);
     http_reply_header(r, "retry-after", secs);
     http_reply_error(r, 429, "rate_limited", "too many requests; try again in %u seconds", v->retry_after_s);
+    /* Still waiting on something: its answer is dropped when it comes, or never comes
+     * (the request is disposed once the 429 is out, which cancels its waiters). */
+    if (hold == HTTP_HOLD_RUNNING)
+        r->hold = HTTP_HOLD_DROPPED;
 }
 
 /* Counts r against n (group, key) limits, then next(r) or 429; next(r) at once when limits are off. */
@@ -169,6 +180,7 @@ static void http_gate(http_request_t *r, size_t n, const ratelimit_group_t *grou
                       http_next_fn next)
 {
     if (!config.rate_limit || r->thread->ratelimit == NULL) {
+        r->hold = HTTP_HOLD_NONE;
         next(r);
         return;
     }
@@ -199,7 +211,15 @@ void http_request_run(http_request_t *r)
     token[32] = '\0';
     const ratelimit_group_t groups[] = {RATELIMIT_TOKEN, RATELIMIT_IP};
     const char *keys[] = {token, http_request_client(r)};
+    const h2o_iovec_t m = r->req->input.method;
+    int read = (m.len == 3 && memcmp(m.base, "GET", 3) == 0) || (m.len == 4 && memcmp(m.base, "HEAD", 4) == 0);
+    if (read)
+        r->hold = HTTP_HOLD_GATED;
     http_gate(r, 2, groups, keys, http_run_handler);
+    if (r->hold == HTTP_HOLD_GATED) { /* no verdict yet: run it meanwhile */
+        r->hold = HTTP_HOLD_RUNNING;
+        http_run_handler(r);
+    }
 }
 
 void http_request_anonymous(http_request_t *r, http_next_fn reply)
