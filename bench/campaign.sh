@@ -13,8 +13,12 @@
 #      saw them, and the share of the requests conversa itself took over 5 ms (from
 #      its http_request_duration_seconds histogram: from the request parsed to the
 #      answer written; the rest of wrk's time is the sockets and the wait for a core).
+#      Then the same load on the reference, a private nginx answering a fixed body
+#      (bench/nginx.conf.in, as bench/run.sh): what this machine gives a server that
+#      does no work at all.
 #   2. the campaign is triggered; 5 s in, the same API load for API_DURATION while it
-#      sends. conversa's CPU (utime + stime, % of one core) and resident memory
+#      sends, then the same on nginx (so the campaign must last 5 s + twice
+#      API_DURATION: the script says so when the reference ran past its end). conversa's CPU (utime + stime, % of one core) and resident memory
 #      (sampled each second), and the CPU of PostgreSQL, Redis and the stand-in, are
 #      measured from the trigger to the campaign's completion.
 #   3. once it completes: the achieved rate as the stand-in saw it (requests / time
@@ -62,6 +66,7 @@ psql_q "INSERT INTO contacts (company_id, phone_number, wa_id, name)
         SELECT $company, '5541' || lpad(g::text, 9, '0'), '5541' || lpad(g::text, 9, '0'), 'Contact ' || g
         FROM generate_series(1, $RECIPIENTS) g" >/dev/null
 
+bench_nginx_up
 fake_port=$(free_port)
 start_conversa "$BENCH_DIR/conversa-campaign.log" META_GRAPH_URL="http://127.0.0.1:$fake_port"
 "$CONVERSA_BIN" fake-meta --port "$fake_port" --window open \
@@ -89,21 +94,28 @@ status_hist() {
     END { printf "%d %d\n", fast, all }'
 }
 
-# api_load: the API load; prints its RESULT line, with slow5= the share (%) of its
-# requests that conversa itself (request parsed to response written) took over 5 ms
+# api_load conversa|nginx: the API load on conversa or on the reference; prints its
+# RESULT line, with slow5= the share (%) of its requests that conversa itself (request
+# parsed to response written) took over 5 ms (null for nginx)
 api_load() {
-  local fast0 all0 fast1 all1 line
-  read -r fast0 all0 < <(status_hist)
+  local fast0 all0 fast1 all1 line url="http://127.0.0.1:$port/api/v1/conversations/status"
+  [[ $1 == conversa ]] || url=$nginx_url
+  [[ $1 != conversa ]] || read -r fast0 all0 < <(status_hist)
   line=$(wrk -t1 -c"$API_CONNECTIONS" -d"$API_DURATION" -s bench/report.lua -H "Authorization: Bearer $token" \
-    "http://127.0.0.1:$port/api/v1/conversations/status" -- "$API_RATE" "$API_CONNECTIONS" | grep '^RESULT')
+    "$url" -- "$API_RATE" "$API_CONNECTIONS" | grep '^RESULT')
+  if [[ $1 != conversa ]]; then
+    echo "$line slow5=null"
+    return
+  fi
   read -r fast1 all1 < <(status_hist)
   echo "$line $(awk -v n=$((all1 - all0)) -v fast=$((fast1 - fast0)) \
     'BEGIN { printf("slow5=%.3f", (n > 0) ? 100 * (n - fast) / n : 0) }')"
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-note "baseline: /api/v1/conversations/status at $API_RATE/s for $API_DURATION, no campaign"
-base=$(api_load)
+note "baseline: /api/v1/conversations/status at $API_RATE/s for $API_DURATION, no campaign, then nginx"
+base=$(api_load conversa)
+base_ref=$(api_load nginx)
 
 cid=$(api -X POST "http://127.0.0.1:$port/api/v1/campaigns" \
   -d "{\"name\":\"Bench\",\"connection_id\":$conn,\"template\":{\"name\":\"black_friday\",\"language\":\"pt_BR\",
@@ -126,7 +138,12 @@ redis0=$([[ -n "$redis_pid" ]] && cpu_of "$redis_pid" || echo 0)
 t0=$(date +%s.%N)
 api -X POST "http://127.0.0.1:$port/api/v1/campaigns/trigger" -d "{\"campaign_id\":$cid}" >/dev/null
 note "campaign $cid triggered: $RECIPIENTS recipients at $RATE/s"
-(sleep 5; api_load >"$BENCH_TMP/during.txt") &
+(
+  sleep 5
+  api_load conversa >"$BENCH_TMP/during.txt"
+  api_load nginx >"$BENCH_TMP/during-ref.txt"
+  date +%s.%N >"$BENCH_TMP/ref-end.txt"
+) &
 load_pid=$!
 rss_max=0
 deadline=$(( $(date +%s) + RECIPIENTS / RATE * 3 + 120 ))
@@ -145,6 +162,10 @@ fake1=$(cpu_of "$fake_pid")
 redis1=$([[ -n "$redis_pid" ]] && cpu_of "$redis_pid" || echo 0)
 wait "$load_pid" || true
 during=$(cat "$BENCH_TMP/during.txt")
+during_ref=$(cat "$BENCH_TMP/during-ref.txt")
+if awk -v e="$(cat "$BENCH_TMP/ref-end.txt")" -v t1="$t1" 'BEGIN { exit !(e > t1) }'; then
+  note "the nginx reference ran past the campaign's end: more RECIPIENTS or a shorter API_DURATION"
+fi
 stats=$(curl -fsS "http://127.0.0.1:$fake_port/_fake/stats?per_second=1")
 read_deadline=$(( $(date +%s) + 120 ))
 while [[ $(api "http://127.0.0.1:$port/api/v1/campaigns/$cid" | jq .data.progress.read) -lt "$RECIPIENTS" ]]; do
@@ -186,10 +207,17 @@ printf '  meanwhile              PostgreSQL %s %%, Redis %s %%, the stand-in %s 
 printf '  seconds under 95 %%     %s\n' "${slow:-none}"
 printf '  %-30s %9s %8s %8s %8s %7s %12s\n' "API /conversations/status" "req/s" "p50 ms" "p95 ms" "p99 ms" errors \
   "server >5ms"
-for run in baseline during; do
-  line=$base; [[ $run == during ]] && line=$during
-  printf '  %-30s %9.0f %8.2f %8.2f %8.2f %7s %11s%%\n' "$run" "$(field rps "$line")" "$(field p50 "$line")" \
-    "$(field p95 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$(field slow5 "$line")"
+for run in baseline during "nginx, baseline" "nginx, during"; do
+  case $run in
+  baseline) line=$base ;;
+  during) line=$during ;;
+  "nginx, baseline") line=$base_ref ;;
+  *) line=$during_ref ;;
+  esac
+  slow=$(field slow5 "$line")
+  [[ $slow == null ]] && slow=- || slow=$slow%
+  printf '  %-30s %9.0f %8.2f %8.2f %8.2f %7s %12s\n' "$run" "$(field rps "$line")" "$(field p50 "$line")" \
+    "$(field p95 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$slow"
 done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -203,7 +231,8 @@ cat >"$RESULTS_DIR/campaign-$stamp.json" <<EOT
  "distinct_recipients":$recips,"duplicates":$dups,"accounted":$accounted,"failed":$failed,"read":$final_read,
  "send_seconds":$send_s,"all_read_seconds":$statuses_s,"cpu_pct_one_core":$cpu_pct,"peak_rss_mib":$rss_mb,
  "postgres_cpu_pct":$pg_pct,"redis_cpu_pct":$redis_pct,"fake_meta_cpu_pct":$fake_pct,"requests_per_second":$per_second,
- "api_rate":$API_RATE,"api_connections":$API_CONNECTIONS,"api_baseline":$(api_json "$base"),"api_during":$(api_json "$during")}
+ "api_rate":$API_RATE,"api_connections":$API_CONNECTIONS,"api_baseline":$(api_json "$base"),"api_during":$(api_json "$during"),
+ "nginx_baseline":$(api_json "$base_ref"),"nginx_during":$(api_json "$during_ref")}
 EOT
 cp "$RESULTS_DIR/campaign-$stamp.json" "$RESULTS_DIR/campaign-latest.json"
 note "results written to $RESULTS_DIR/campaign-$stamp.json"
