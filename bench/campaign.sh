@@ -18,9 +18,10 @@
 #      does no work at all.
 #   2. the campaign is triggered; 5 s in, the same API load for API_DURATION while it
 #      sends, then the same on nginx (so the campaign must last 5 s + twice
-#      API_DURATION: the script says so when the reference ran past its end). conversa's CPU (utime + stime, % of one core) and resident memory
-#      (sampled each second), and the CPU of PostgreSQL, Redis and the stand-in, are
-#      measured from the trigger to the campaign's completion.
+#      API_DURATION: the script says so when the reference ran past its end).
+#      conversa's CPU (utime + stime, % of one core) and resident memory (sampled
+#      each second), and the CPU of PostgreSQL, Redis and the stand-in, are measured
+#      from the trigger to the campaign's completion.
 #   3. once it completes: the achieved rate as the stand-in saw it (requests / time
 #      from first to last), the requests in each whole second (median, lowest, highest,
 #      leaving out the first and last), recipients accounted for (progress), and the
