@@ -22,6 +22,9 @@ BENCH_TMP=${BENCH_TMP:-}
 
 note() { echo "$BENCH_NAME: $*" >&2; }
 
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
+
 # bench_help "$@": with -h or --help, prints the script's header comment and exits.
 bench_help() {
   if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -148,30 +151,19 @@ start_conversa() {
   [[ $up == 1 ]] || { tail -n 5 "$log" >&2; die "conversa did not start"; }
 }
 
-# bench_nginx_up: bench/run.sh's reference, a private nginx answering a fixed 15-byte
-# JSON body (bench/nginx.conf.in), run from BENCH_TMP and stopped on exit; sets
-# nginx_url. Under the same load as conversa, its latency is what this machine gives a
-# server that does no work at all.
+# bench_nginx_up: the reference of bench/nginx.sh, run from BENCH_TMP and stopped on
+# exit; sets nginx_url. Under the same load as conversa, its latency is what this
+# machine gives a server that does no work at all.
 bench_nginx_up() {
-  local p user_line="# runs as the calling user"
+  local p
   [[ -n "$BENCH_TMP" ]] || die "bench_nginx_up needs BENCH_TMP"
   command -v nginx >/dev/null || die "nginx not found; run: scripts/deps.sh --install bench"
-  # workers drop to nobody when the master runs as root, and must enter the folder
-  [[ $EUID -ne 0 ]] || user_line="user nobody nogroup;"
-  chmod 0755 "$BENCH_TMP"
-  mkdir -p "$BENCH_TMP/nginx-tmp"
   p=$(free_port)
-  sed -e "s|@TMP@|$BENCH_TMP|g" -e "s|@PORT@|$p|g" -e "s|@WORKERS@|$(nproc)|g" -e "s|@USER@|$user_line|g" \
-    bench/nginx.conf.in >"$BENCH_TMP/nginx.conf"
   nginx_pid_file=$BENCH_TMP/nginx.pid
-  nginx -p "$BENCH_TMP/" -e "$BENCH_TMP/nginx-error.log" -c "$BENCH_TMP/nginx.conf" 2>"$BENCH_TMP/nginx-start.log" ||
-    { cat "$BENCH_TMP/nginx-start.log" >&2; die "nginx did not start"; }
+  nginx_start "$BENCH_TMP" "$p" ||
+    { cat "$BENCH_TMP/nginx-start.log" "$BENCH_TMP/nginx-error.log" >&2 2>/dev/null; die "nginx did not start"; }
+  # shellcheck disable=SC2034 # for the bench that sourced this
   nginx_url="http://127.0.0.1:$p/static"
-  for _ in $(seq 1 50); do
-    curl -fsS "$nginx_url" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  die "nginx did not answer $nginx_url"
 }
 
 # Stops the server start_conversa started (SIGTERM: it finishes in-flight requests).

@@ -5,6 +5,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
 
 usage() {
   cat <<'EOF'
@@ -262,26 +264,12 @@ fi
 
 nginx_port=$(free_port "$conv_port")
 while [[ "$nginx_port" == "${off_port:-0}" ]]; do nginx_port=$(free_port "$conv_port"); done
-# Workers drop to nobody when the master runs as root; otherwise nginx keeps
-# the caller's user and would warn about a user directive.
-user_line="# runs as the calling user"
-if [[ $EUID -eq 0 ]]; then
-  user_line="user nobody nogroup;"
-fi
-mkdir -p "$tmp/nginx-tmp"
-sed -e "s|@TMP@|$tmp|g" -e "s|@PORT@|$nginx_port|g" -e "s|@WORKERS@|$(nproc)|g" \
-  -e "s|@USER@|$user_line|g" "$ROOT/bench/nginx.conf.in" >"$tmp/nginx.conf"
-# -e: the error log is opened before the config is read; keep it in $tmp too.
-if ! nginx -p "$tmp/" -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" 2>"$tmp/nginx-start.log"; then
+if ! nginx_start "$tmp" "$nginx_port"; then
   show_log "$tmp/nginx-start.log"
   show_log "$tmp/nginx-error.log"
-  die "nginx did not start"
+  die "nginx did not start and answer on port $nginx_port within 5 s"
 fi
 nginx_url="http://127.0.0.1:$nginx_port/static"
-if ! wait_http "$nginx_url" 50; then
-  show_log "$tmp/nginx-error.log"
-  die "nginx did not answer $nginx_url within 5 s"
-fi
 
 names=()
 rps=()

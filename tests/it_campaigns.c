@@ -59,15 +59,14 @@ static long cp_wait_count(long want, int ms, const char *fmt, ...) __attribute__
 /* Polls the count a query (fmt, printf-style) gives until it is want or ms have passed; returns the last count. */
 static long cp_wait_count(long want, int ms, const char *fmt, ...)
 {
-    char sql[1024], out[64];
+    char sql[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(sql, sizeof(sql), fmt, ap);
     va_end(ap);
     double deadline = hs_now_ms() + ms;
     for (;;) {
-        cp_sqlf(out, sizeof(out), sql);
-        long n = atol(out);
+        long n = cp_count("%s", sql);
         if (n == want || hs_now_ms() >= deadline)
             return n;
         hs_sleep_ms(20);

@@ -211,9 +211,7 @@ void http_request_run(http_request_t *r)
     token[32] = '\0';
     const ratelimit_group_t groups[] = {RATELIMIT_TOKEN, RATELIMIT_IP};
     const char *keys[] = {token, http_request_client(r)};
-    const h2o_iovec_t m = r->req->input.method;
-    int read = (m.len == 3 && memcmp(m.base, "GET", 3) == 0) || (m.len == 4 && memcmp(m.base, "HEAD", 4) == 0);
-    if (read)
+    if (strcmp(http_routes[r->route].method, "GET") == 0) /* a read: GET, or HEAD (the router serves it with GET) */
         r->hold = HTTP_HOLD_GATED;
     http_gate(r, 2, groups, keys, http_run_handler);
     if (r->hold == HTTP_HOLD_GATED) { /* no verdict yet: run it meanwhile */
