@@ -14,10 +14,13 @@
  * the loop thread, unless it was cancelled through waiters; cancelling never withdraws
  * the jobs.
  *
- * Waking: once a statement has committed, the pusher sends NOTIFY conversa_jobs in a
- * transaction of its own (one in flight at a time), not from the insert: a notifying
- * transaction holds a database-wide lock until its commit is flushed, and would
- * serialise every group commit behind the previous one.
+ * Waking: once a statement has committed, the pusher wakes this process's workers of
+ * the queue at once (queue_wake_local), and those of other processes by NOTIFY
+ * conversa_jobs, sent in a transaction of its own (one in flight at a time, and at most
+ * one per 10 ms: a steady stream of commits is announced by one NOTIFY per gap, the
+ * first after a quiet spell at once), not from the insert: a notifying transaction
+ * holds a database-wide lock until its commit is flushed, and would serialise every
+ * group commit behind the previous one.
  *
  * Ordering per key: the statement takes a transaction-scoped advisory lock on each
  * key it inserts (in key order) before it draws ids, so two transactions inserting the
@@ -48,8 +51,8 @@ typedef struct queue_job_in {
 /** Whether the jobs were committed (error NULL), else why not. */
 typedef void (*queue_push_cb)(void *data, const char *error);
 
-/** A pusher for `queue` on pool's loop; max_attempts is stored with each job. */
-queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts);
+/** A pusher for `queue` on loop, which must be pool's; max_attempts is stored with each job. */
+queue_pusher_t *queue_pusher_new(h2o_loop_t *loop, pg_pool_t *pool, const char *queue, unsigned max_attempts);
 
 /** Fails the jobs not yet sent ("shutting down") and frees; statements in flight finish on their own. */
 void queue_pusher_free(queue_pusher_t *p);

@@ -131,3 +131,8 @@ void queue_wake_unsubscribe(queue_wake_sub_t *sub)
     }
     pthread_mutex_unlock(&wake_life);
 }
+
+void queue_wake_local(const char *queue)
+{
+    wake_dispatch(queue);
+}

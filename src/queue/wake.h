@@ -40,4 +40,11 @@ void queue_wake_subscribe(queue_wake_sub_t *sub);
 /** Once this returns, sub->fn is not running and will not be called again. */
 void queue_wake_unsubscribe(queue_wake_sub_t *sub);
 
+/**
+ * Calls this process's subscribers of queue now, on the calling thread, as a
+ * notification naming it would: for jobs this process committed, whose NOTIFY may
+ * come later (queue/push.h). Any thread; it never blocks for long.
+ */
+void queue_wake_local(const char *queue);
+
 #endif
