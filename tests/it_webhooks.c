@@ -710,6 +710,17 @@ Test(webhooks, ten_in_parallel)
     cr_assert_eq(wh_count("jobs WHERE status = 'completed'"), 10);
 }
 
+/* The median time from insert to completion of the company's completed jobs, by the database's clock. */
+static long wh_median_wait_ms(void)
+{
+    char out[64];
+    wh_q(out, sizeof(out),
+         "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))"
+         " * 1000) FROM jobs WHERE company_id = %s AND status = 'completed'",
+         wh_company);
+    return atol(out);
+}
+
 /*
  * An idle worker is woken by the notification the pusher sends after its commit, not
  * by its once-a-second poll: the time from a job's insert to its completion, as the
@@ -728,13 +739,26 @@ Test(webhooks, an_idle_worker_starts_at_once)
         wh_post(b, (size_t)n);
         cr_assert(wh_drain(10000), "webhook %d was not applied", i);
     }
-    char out[64];
-    wh_q(out, sizeof(out),
-         "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))"
-         " * 1000) FROM jobs WHERE company_id = %s AND status = 'completed'",
-         wh_company);
     cr_assert_eq(wh_count("jobs WHERE status = 'completed'"), N);
-    cr_assert(atol(out) < 150, "median %s ms from insert to completion", out);
+    long median = wh_median_wait_ms();
+    cr_assert(median < 150, "median %ld ms from insert to completion", median);
+}
+
+/* Posts a one-message text payload to the server on port; it must be queued. */
+static void wh_post_text_to(int port, const char *contact, const char *wamid, const char *text)
+{
+    char b[1024];
+    int n = wh_text(b, sizeof(b), contact, wamid, text);
+    hs_response_t r = wh_post_to(port, wh_slug, b, (size_t)n, WH_SECRET);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    hs_response_free(&r);
+}
+
+/* A second server that acknowledges webhooks and works no job: the suite's server applies them. */
+static void wh_front_start(hs_server_t *front)
+{
+    static const char *const env[] = {"QUEUE_CONCURRENCY=0", "SEND_CONCURRENCY=0", "THREADS=1", NULL};
+    hs_server_start(front, env);
 }
 
 /*
@@ -750,30 +774,22 @@ Test(webhooks, an_idle_worker_of_another_process_starts_at_once)
 {
     wh_reset();
     hs_server_t front;
-    static const char *const env[] = {"QUEUE_CONCURRENCY=0", "SEND_CONCURRENCY=0", "THREADS=1", NULL};
-    hs_server_start(&front, env);
+    wh_front_start(&front);
     enum { N = 20 };
     for (int i = 0; i < N; ++i) {
-        char b[1024], wamid[32];
+        char wamid[32];
         snprintf(wamid, sizeof(wamid), "wamid.XWAKE.%d", i);
-        int n = wh_text(b, sizeof(b), "443100000003", wamid, "wake");
-        hs_response_t r = wh_post_to(front.port, wh_slug, b, (size_t)n, WH_SECRET);
-        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
-        hs_response_free(&r);
+        wh_post_text_to(front.port, "443100000003", wamid, "wake");
         if (i % 3 == 1) /* in threes: one alone, then a pair */
             continue;
         cr_assert(wh_drain(10000), "webhook %d was not applied", i);
     }
     cr_assert(wh_drain(10000));
     hs_server_stop(&front);
-    char out[64];
-    wh_q(out, sizeof(out),
-         "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))"
-         " * 1000) FROM jobs WHERE company_id = %s AND status = 'completed'",
-         wh_company);
     cr_assert_eq(wh_count("jobs WHERE status = 'completed'"), N);
     cr_assert_eq(wh_count("messages WHERE wamid LIKE 'wamid.XWAKE.%%'"), N);
-    cr_assert(atol(out) < 150, "median %s ms from insert to completion", out);
+    long median = wh_median_wait_ms();
+    cr_assert(median < 150, "median %ld ms from insert to completion", median);
 }
 
 /* A connection listening to the queues' notifications, as another process's would. */
@@ -835,24 +851,17 @@ Test(webhooks, notifications_are_coalesced_and_none_is_missed)
 {
     wh_reset();
     hs_server_t front;
-    static const char *const env[] = {"QUEUE_CONCURRENCY=0", "SEND_CONCURRENCY=0", "THREADS=1", NULL};
-    hs_server_start(&front, env);
+    wh_front_start(&front);
     wh_front_port = front.port;
     PGconn *c = wh_listen();
 
     for (int i = 0; i < 3; ++i) {
-        char b[1024], wamid[32];
+        char wamid[32];
         snprintf(wamid, sizeof(wamid), "wamid.PAIR.%d.a", i);
-        int n = wh_text(b, sizeof(b), "443100000005", wamid, "a");
-        hs_response_t r = wh_post_to(front.port, wh_slug, b, (size_t)n, WH_SECRET);
-        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
-        hs_response_free(&r);
+        wh_post_text_to(front.port, "443100000005", wamid, "a");
         cr_assert_eq(wh_notes(c, 2000, 1), 1, "pair %d: A was not announced", i);
         snprintf(wamid, sizeof(wamid), "wamid.PAIR.%d.b", i);
-        n = wh_text(b, sizeof(b), "443100000005", wamid, "b");
-        r = wh_post_to(front.port, wh_slug, b, (size_t)n, WH_SECRET);
-        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
-        hs_response_free(&r);
+        wh_post_text_to(front.port, "443100000005", wamid, "b");
         cr_assert_eq(wh_notes(c, 2000, 1), 1, "pair %d: B was not announced", i);
         hs_sleep_ms(50); /* past the gap: the next A is announced at once */
     }
