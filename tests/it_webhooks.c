@@ -897,11 +897,11 @@ static void wh_claim_stats(long *calls, double *ms)
 }
 
 /*
- * A claim walks its queue's index however many jobs wait in the table. After five runs
- * of a prepared statement PostgreSQL may keep a plan made without its parameters; for
- * the claim, that plan guessed a share of the waiting jobs of every queue and scanned
- * the whole table at each call (71 ms on average in the bench), instead of reading a
- * few index entries. The jobs here wait in a queue nobody works.
+ * A claim walks its queue's index however many jobs wait in the table. Statements are
+ * planned without their parameters (generic plans); with the queue as a parameter the
+ * claim's plan guessed a share of the waiting jobs of every queue and scanned the
+ * whole table at each call (71 ms on average in the bench), instead of reading a few
+ * index entries. The jobs here wait in a queue nobody works.
  */
 Test(webhooks, claims_stay_on_the_index_beside_a_large_table)
 {

@@ -77,12 +77,12 @@ struct queue_worker {
  * is always visible here.
  *
  * The queue and the batch size are written into the text, not passed as
- * parameters. A prepared statement is planned for its parameters five times, and
- * after that PostgreSQL may keep a generic plan, made without knowing them: for
- * `queue = $1 ... LIMIT $4` it guesses a tenth of the table and updates through a hash
- * join over a scan of the whole table, 71 ms a claim on average (3.4 s at worst) with
- * 200,000 jobs in the table, against 0.5 ms through the index. With the values in the
- * text, the generic plan is the index plan.
+ * parameters. Every connection plans generically (store/pg.c: plan_cache_mode), that
+ * is without knowing the parameters: for `queue = $1 ... LIMIT $4` the planner guessed
+ * a tenth of the waiting jobs and updated through a hash join over a scan of the whole
+ * table, 71 ms a claim on average (3.4 s at worst) with 200,000 jobs in the table,
+ * against 0.5 ms through the index. With the values in the text, the generic plan is
+ * the index plan.
  */
 #define WORKER_CLAIM_SQL /* queue, batch */                                                                            \
     "UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, locked_by = $1,"                                 \
