@@ -124,16 +124,22 @@ static long wh_count(const char *where)
     return atol(out);
 }
 
-/* Waits until the company has no job queued or running (deadline ms); returns whether it got there. */
-static int wh_drain(int ms)
+/* Waits until wh_count(where) is want (deadline ms); returns whether it got there. */
+static int wh_wait_count(const char *where, long want, int ms)
 {
     double t0 = hs_now_ms();
     while (hs_now_ms() - t0 < ms) {
-        if (wh_count("jobs WHERE status IN ('queued', 'running')") == 0)
+        if (wh_count(where) == want)
             return 1;
         hs_sleep_ms(20);
     }
     return 0;
+}
+
+/* Waits until the company has no job queued or running (deadline ms); returns whether it got there. */
+static int wh_drain(int ms)
+{
+    return wh_wait_count("jobs WHERE status IN ('queued', 'running')", 0, ms);
 }
 
 /* Empties the company's inbox and jobs. */
@@ -921,11 +927,8 @@ Test(webhooks, claims_stay_on_the_index_beside_a_large_table)
         snprintf(wamid, sizeof(wamid), "wamid.CLAIM.%d", i);
         int n = wh_text(b, sizeof(b), "443100000006", wamid, "claim");
         wh_post(b, (size_t)n);
-        double t0 = hs_now_ms();
-        while (wh_count("messages WHERE wamid LIKE 'wamid.CLAIM.%%'") < i + 1) {
-            cr_assert(hs_now_ms() - t0 < 10000, "webhook %d was not applied", i);
-            hs_sleep_ms(20);
-        }
+        cr_assert(wh_wait_count("messages WHERE wamid LIKE 'wamid.CLAIM.%%'", i + 1, 10000),
+                  "webhook %d was not applied", i);
     }
     wh_claim_stats(&calls1, &ms1);
     wh_reset();

@@ -42,7 +42,7 @@ static void serve_thread_start(http_thread_t *t)
     t->ratelimit = ratelimit_new(t->loop, t->redis, t->metrics);
     t->workq = workq_inbox_new(t->ctx.queue);
     t->cache = cache_thread_new(t->loop, t->ctx.queue, t->redis, t->metrics);
-    t->webhooks = queue_pusher_new(t->loop, t->pg, META_QUEUE, config.queue_attempts);
+    t->webhooks = queue_pusher_new(t->pg, META_QUEUE, config.queue_attempts);
 }
 
 static void serve_thread_stop(http_thread_t *t)

@@ -31,14 +31,13 @@ typedef struct push_batch {
 
 struct queue_pusher {
     pg_pool_t *pool;
-    h2o_loop_t *loop;
     char *queue;
     char max_attempts[16];
     h2o_linklist_t pending;
     int inflight;              /* a statement is in flight */
     int waking;                /* a NOTIFY statement is in flight */
     int unannounced;           /* jobs committed that no NOTIFY sent since covers */
-    uint64_t notified_at;      /* loop time the last NOTIFY was sent, 0 before the first */
+    uint64_t notified_at;      /* loop time (ms since the epoch) the last NOTIFY was sent, 0 before the first */
     loop_timer_t notify_timer; /* armed while a NOTIFY waits for its gap */
     int freeing;
 };
@@ -108,8 +107,8 @@ static void push_notify(queue_pusher_t *p)
 {
     if (!p->unannounced || p->waking || loop_timer_armed(&p->notify_timer))
         return;
-    uint64_t now = h2o_now(p->loop);
-    if (p->notified_at != 0 && now < p->notified_at + PUSH_NOTIFY_GAP_MS) {
+    uint64_t now = h2o_now(pg_pool_loop(p->pool));
+    if (now < p->notified_at + PUSH_NOTIFY_GAP_MS) {
         loop_timer_start(&p->notify_timer, p->notified_at + PUSH_NOTIFY_GAP_MS - now);
         return;
     }
@@ -220,12 +219,11 @@ static void push_send(queue_pusher_t *p)
     }
 }
 
-queue_pusher_t *queue_pusher_new(h2o_loop_t *loop, pg_pool_t *pool, const char *queue, unsigned max_attempts)
+queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts)
 {
     queue_pusher_t *p = util_calloc(1, sizeof(*p));
     p->pool = pool;
-    p->loop = loop;
-    loop_timer_init(&p->notify_timer, loop, push_on_notify_timer);
+    loop_timer_init(&p->notify_timer, pg_pool_loop(pool), push_on_notify_timer);
     p->queue = util_strdup(queue);
     snprintf(p->max_attempts, sizeof(p->max_attempts), "%u", max_attempts);
     h2o_linklist_init_anchor(&p->pending);

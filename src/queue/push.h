@@ -51,8 +51,8 @@ typedef struct queue_job_in {
 /** Whether the jobs were committed (error NULL), else why not. */
 typedef void (*queue_push_cb)(void *data, const char *error);
 
-/** A pusher for `queue` on loop, which must be pool's; max_attempts is stored with each job. */
-queue_pusher_t *queue_pusher_new(h2o_loop_t *loop, pg_pool_t *pool, const char *queue, unsigned max_attempts);
+/** A pusher for `queue` on pool's loop; max_attempts is stored with each job. */
+queue_pusher_t *queue_pusher_new(pg_pool_t *pool, const char *queue, unsigned max_attempts);
 
 /** Fails the jobs not yet sent ("shutting down") and frees; statements in flight finish on their own. */
 void queue_pusher_free(queue_pusher_t *p);

@@ -62,7 +62,7 @@ struct queue_worker {
     int due_asked;                   /* a next-due query is in flight */
     int kick_pending;                /* work was announced while a claim was in flight */
     char lease_ms[16], backoff_ms[16], retention_s[16];
-    char *claim_sql, *stats_sql;      /* WORKER_CLAIM_SQL and WORKER_STATS_SQL for this queue */
+    strbuf_t claim_sql, stats_sql;    /* WORKER_CLAIM_SQL and WORKER_STATS_SQL for this queue */
     pg_stmt_t claim_stmt, stats_stmt; /* prepared from them */
     queue_slot_t *slots;
     void *context; /* def.thread_start's */
@@ -661,14 +661,12 @@ queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency)
     if (w->def.name[strspn(w->def.name, "abcdefghijklmnopqrstuvwxyz_")] != '\0')
         util_fatal("queue: the name \"%s\" is not made of a-z and _", w->def.name);
     const char *q = w->def.name;
-    size_t n = (size_t)snprintf(NULL, 0, WORKER_CLAIM_SQL, q, w->def.batch) + 1;
-    w->claim_sql = util_calloc(1, n);
-    snprintf(w->claim_sql, n, WORKER_CLAIM_SQL, q, w->def.batch);
-    n = (size_t)snprintf(NULL, 0, WORKER_STATS_SQL, q, q, q, q) + 1;
-    w->stats_sql = util_calloc(1, n);
-    snprintf(w->stats_sql, n, WORKER_STATS_SQL, q, q, q, q);
-    w->claim_stmt = (pg_stmt_t){w->claim_sql, 2, 0};
-    w->stats_stmt = (pg_stmt_t){w->stats_sql, 0, 0};
+    strbuf_init(&w->claim_sql);
+    strbuf_printf(&w->claim_sql, WORKER_CLAIM_SQL, q, w->def.batch);
+    strbuf_init(&w->stats_sql);
+    strbuf_printf(&w->stats_sql, WORKER_STATS_SQL, q, q, q, q);
+    w->claim_stmt = (pg_stmt_t){w->claim_sql.data, 2, 0};
+    w->stats_stmt = (pg_stmt_t){w->stats_sql.data, 0, 0};
     /* made here so that queue_worker_stop() can always reach the loop */
     w->loop = h2o_evloop_create();
     w->mq = h2o_multithread_create_queue(w->loop);
@@ -698,7 +696,7 @@ void queue_worker_stop(queue_worker_t *w)
         free(w->slots[i].jobs);
     }
     free(w->slots);
-    free(w->claim_sql);
-    free(w->stats_sql);
+    strbuf_free(&w->claim_sql);
+    strbuf_free(&w->stats_sql);
     free(w);
 }

@@ -566,6 +566,11 @@ static void pg_pool_on_watchdog(loop_timer_t *t)
     loop_timer_start(&pool->watchdog, PG_WATCHDOG_MS);
 }
 
+h2o_loop_t *pg_pool_loop(const pg_pool_t *pool)
+{
+    return pool->loop;
+}
+
 pg_pool_t *pg_pool_new(h2o_loop_t *loop, const pg_pool_config_t *cfg, metrics_shard_t *metrics)
 {
     pg_pool_t *pool = util_calloc(1, sizeof(*pool));

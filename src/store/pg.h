@@ -76,6 +76,9 @@ pg_pool_t *pg_pool_new(h2o_loop_t *loop, const pg_pool_config_t *cfg, struct met
  */
 void pg_pool_free(pg_pool_t *pool);
 
+/** The loop the pool belongs to. */
+h2o_loop_t *pg_pool_loop(const pg_pool_t *pool);
+
 /** Number of connections ready for queries. */
 size_t pg_pool_ready(const pg_pool_t *pool);
 
