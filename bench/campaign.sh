@@ -85,6 +85,7 @@ conn=$(api -X POST "http://127.0.0.1:$port/api/v1/connections" \
 psql_q "INSERT INTO conversations (company_id, contact_id, connection_id, status)
         SELECT company_id, id, $conn, (ARRAY['open', 'pending', 'resolved'])[1 + id % 3] FROM contacts
         WHERE company_id = $company ORDER BY id LIMIT 1000" >/dev/null
+bench_settle
 
 # status_hist: conversa's own count of status requests answered within 5 ms, and of all
 status_hist() {

@@ -128,6 +128,7 @@ psql_q "INSERT INTO api_tokens (company_id, user_id, token_hash, name, kind)
 ncompanies=$(printf '%s\n' "${companies[@]}" | sort -u | wc -l)
 nagents=${#rows[@]}
 note "$nagents agents in $ncompanies companies ($no_unread with no unread notification: they use read_all)"
+bench_settle
 
 # cache_hits_total and cache_misses_total of /api/metrics, summed per cache label:
 # lines "hits|misses LABEL VALUE"; nothing when the server has no such counters.

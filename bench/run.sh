@@ -26,7 +26,7 @@ to bench/results/<UTC timestamp>.json and bench/results/latest.json.
 Everything runs on 127.0.0.1 and is stopped and removed on exit.
 
 Environment:
-  CONVERSA_BIN     conversa binary (default: build/conversa)
+  CONVERSA_BIN     conversa binary (default: build/release/conversa)
   DURATION         wrk duration per run (default: 10s)
   CONNECTIONS      wrk connections (default: 64)
   WRK_THREADS      wrk threads (default: 1)
@@ -47,7 +47,7 @@ for arg in "$@"; do
   esac
 done
 
-CONVERSA_BIN=${CONVERSA_BIN:-$ROOT/build/conversa}
+CONVERSA_BIN=${CONVERSA_BIN:-$ROOT/build/release/conversa}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 WRK_THREADS=${WRK_THREADS:-1}

@@ -9,11 +9,14 @@
 #   1. paced: `conversa serve` with QUEUE_CONCURRENCY=0 (no worker), wrk at
 #      CONNECTIONS connections for DURATION after a 2 s warm-up, sending on a schedule
 #      of RATE webhooks/s (bench/webhooks.lua): acknowledgements/s and p50/p90/p99 at
-#      that load. Every acknowledgement is a committed job.
+#      that load. Every acknowledgement is a committed job. Then the reference: the
+#      same paced load on a private nginx answering a fixed body ("nginx, paced"), the
+#      latency this machine gives a server that does no work, at that moment.
 #   2. the same with QUEUE_CONCURRENCY=2 (the default: workers apply while webhooks
 #      keep arriving).
 #   3. both again without pauses (ingest+workers, ingest): the most the machine acks.
-#   Each starts from an empty, vacuumed queue; the last leaves the backlog for 4.
+#   Each starts from an empty queue after a checkpoint (bench_settle in bench/lib.sh);
+#   the last leaves the backlog for 4.
 #   4. drain: `conversa serve` with no HTTP load, QUEUE_CONCURRENCY=2 for DRAIN seconds,
 #      then QUEUE_CONCURRENCY=8 for DRAIN seconds on what is left: jobs applied per
 #      second, from the server's queue_jobs_completed_total after a 2 s warm-up (each
@@ -51,6 +54,7 @@ bench_stack_up
 slug=bench-webhooks
 phone_id=990000000000001
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+bench_nginx_up
 note "re-creating company $slug"
 bench_company "$slug" "Bench webhooks" "$phone_id"
 psql_q "INSERT INTO users (company_id, email, name, role) VALUES ($company, 'agent1@$slug.test', 'Agent 1', 'agent'),
@@ -63,10 +67,11 @@ data=$BENCH_TMP/webhooks.txt
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 waiting() { psql_q "SELECT count(*) FROM jobs WHERE company_id = $company AND status IN ('queued', 'running')"; }
 
-# run_wrk DURATION [RATE]
+# run_wrk DURATION RATE [BASE PATH]: the webhooks to conversa, or to BASE PATH; RATE
+# empty for no pacing
 run_wrk() {
-  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/webhooks.lua "http://127.0.0.1:$port" -- "$data" \
-    "/api/webhooks/meta/$slug" ${2:+"$2"}
+  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/webhooks.lua "${3:-http://127.0.0.1:$port}" -- "$data" \
+    "${4:-/api/webhooks/meta/$slug}" ${2:+"$2"}
 }
 
 # flood MODE CONCURRENCY [RATE]: one ingest run; sets result[MODE]
@@ -87,6 +92,20 @@ flood() {
   kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "conversa exited during the run"; }
   stop_conversa
   result[$mode]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
+}
+
+# reference RATE: the same paced load on nginx (bench_nginx_up), which answers every
+# POST with its fixed body; sets result[nginx, paced]. Run next to the paced run, its
+# p99 is what this machine's scheduling gives a server that does no work at that
+# moment: on a shared machine the one figure says little without the other.
+reference() {
+  local url=${nginx_url%/static}
+  note "nginx, paced: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections (paced to $1/s)"
+  run_wrk "$WARMUP" "$1" "$url" /static >"$BENCH_TMP/warmup.txt" 2>&1 ||
+    { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
+  run_wrk "$DURATION" "$1" "$url" /static >"$BENCH_TMP/wrk.txt" 2>&1 ||
+    { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
+  result["nginx, paced"]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
 }
 
 # completed_total: the server's queue_jobs_completed_total (no load on the database)
@@ -116,14 +135,16 @@ drain() {
   [[ "$((c1 - c0))" -lt "$left" ]] || note "drain at $conc: the backlog ran out: the rate is a lower bound"
 }
 
-# every run starts from an empty, vacuumed queue; the last one (no worker) leaves the
-# backlog the drains use
+# every run starts from an empty queue, with what the previous one wrote on disk; the
+# last one (no worker) leaves the backlog the drains use
 reset_queue() {
-  psql_q "DELETE FROM jobs WHERE company_id = $company" >/dev/null
-  psql_q "VACUUM (ANALYZE) jobs" >/dev/null
+  psql_q "TRUNCATE jobs" >/dev/null
+  psql_q "ANALYZE jobs" >/dev/null
+  bench_settle
 }
 reset_queue
 flood paced 0 "$RATE"
+reference "$RATE"
 reset_queue
 flood "paced+workers" 2 "$RATE"
 reset_queue
@@ -134,7 +155,7 @@ drain 2
 drain 8
 
 printf '%-16s %9s %8s %8s %8s %7s %8s\n' run "acks/s" "p50 ms" "p90 ms" "p99 ms" errors non-2xx
-for mode in paced "paced+workers" ingest "ingest+workers"; do
+for mode in paced "nginx, paced" "paced+workers" ingest "ingest+workers"; do
   line=${result[$mode]}
   printf '%-16s %9.0f %8.2f %8.2f %8.2f %7s %8s\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
     "$(field p90 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$(field non2xx "$line")"
@@ -154,7 +175,11 @@ done
 {
   printf '{"date":"%s","duration":"%s","connections":%s,"contacts":%s,"runs":[' "$stamp" "$DURATION" "$CONNECTIONS" "$CONTACTS"
   (IFS=,; printf '%s' "${runs[*]}")
-  printf '],"applied_per_s":{"2":%s,"8":%s}}\n' "${rate[2]}" "${rate[8]}"
+  line=${result["nginx, paced"]}
+  printf '],"reference":{"run":"nginx, paced","acks_per_s":%s,"p50_ms":%s,"p90_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s}' \
+    "$(field rps "$line")" "$(field p50 "$line")" "$(field p90 "$line")" "$(field p99 "$line")" \
+    "$(field errors "$line")" "$(field non2xx "$line")"
+  printf ',"applied_per_s":{"2":%s,"8":%s}}\n' "${rate[2]}" "${rate[8]}"
 } >"$RESULTS_DIR/webhooks-$stamp.json"
 cp "$RESULTS_DIR/webhooks-$stamp.json" "$RESULTS_DIR/webhooks-latest.json"
 note "results written to $RESULTS_DIR/webhooks-$stamp.json"
