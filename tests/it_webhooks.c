@@ -939,6 +939,72 @@ Test(webhooks, claims_stay_on_the_index_beside_a_large_table)
 }
 
 /*
+ * The claims of a server's idle queues (outbound and campaigns here), whose plans were
+ * first made while the job table was empty, stay quick once another queue fills it.
+ * A plan cached then read the whole table for every job in it, and again for each
+ * job's key: 75,000 waiting webhooks made an idle queue's claim run until the statement
+ * timeout. The table is filled without ANALYZE, which would make PostgreSQL drop its
+ * cached plans. The server's two workers look at their queues once a second; for the
+ * next 2.5 s none of their statements may run longer than half a second.
+ */
+Test(webhooks, idle_queues_claim_quickly_after_the_table_fills)
+{
+    wh_reset();
+    char out[512];
+    cr_assert_eq(hs_sql(out, sizeof(out), "TRUNCATE jobs; ANALYZE jobs"), 0, "%s", out);
+    cr_assert_eq(hs_sql(out, sizeof(out), "SELECT now()"), 0, "%s", out);
+    char started[512];
+    snprintf(started, sizeof(started), "%s", out);
+    hs_server_t front;
+    static const char *const env[] = {"QUEUE_CONCURRENCY=0", "SEND_CONCURRENCY=1", "THREADS=1", NULL};
+    hs_server_start(&front, env);
+
+#define WH_FRONT_WORKERS "pg_stat_activity WHERE application_name = 'conversa-worker' AND backend_start > '%s'"
+    /* the server's two workers (one slot each) have claimed on the empty table */
+    int ready = 0;
+    for (double t0 = hs_now_ms(); hs_now_ms() - t0 < 10000 && !ready; hs_sleep_ms(20)) {
+        cr_assert_eq(hs_sql(out, sizeof(out), "SELECT count(*) FROM " WH_FRONT_WORKERS " AND query <> ''", started), 0,
+                     "%s", out);
+        ready = atoi(out) >= 2;
+    }
+    cr_assert(ready, "the server's workers ran nothing (%s)", out);
+
+    cr_assert_eq(hs_sql(out, sizeof(out),
+                        "INSERT INTO jobs (company_id, queue, key, payload)"
+                        " SELECT %s, 'it_elsewhere', 'k' || (g %% 5000), '\\x7b7d'"
+                        " FROM generate_series(1, 75000) g",
+                        wh_company),
+                 0, "%s", out);
+    cr_assert_eq(hs_sql(out, sizeof(out), "SELECT now()"), 0, "%s", out);
+    char filled[512];
+    snprintf(filled, sizeof(filled), "%s", out);
+
+    /* until each worker has started a statement 2 s after the fill: none runs 500 ms */
+    long slow = 0, later = 0, longest = 0;
+    for (double t0 = hs_now_ms(); hs_now_ms() - t0 < 10000 && slow == 0 && later < 2; hs_sleep_ms(50)) {
+        cr_assert_eq(
+            hs_sql(out, sizeof(out),
+                   "SELECT count(*) FILTER (WHERE state = 'active' AND now() - query_start > interval '500 ms')"
+                   " || ' ' || count(*) FILTER (WHERE query_start > timestamptz '%s' + interval '2 s')"
+                   " || ' ' || coalesce(max(round(extract(epoch FROM now() - query_start) * 1000))"
+                   " FILTER (WHERE state = 'active'), 0) FROM " WH_FRONT_WORKERS,
+                   filled, started),
+            0, "%s", out);
+        long l = 0;
+        cr_assert_eq(sscanf(out, "%ld %ld %ld", &slow, &later, &l), 3, "%s", out);
+        if (l > longest)
+            longest = l;
+    }
+#undef WH_FRONT_WORKERS
+    hs_server_stop(&front);
+    wh_reset();
+    cr_assert_eq(hs_sql(out, sizeof(out), "ANALYZE jobs"), 0, "%s", out);
+    fprintf(stderr, "idle claims beside 75,000 jobs: the longest statement seen running %ld ms\n", longest);
+    cr_assert_eq(slow, 0, "a worker's statement ran %ld ms after the table filled", longest);
+    cr_assert_eq(later, 2, "the workers ran nothing 2 s after the table filled");
+}
+
+/*
  * A contact's messages run one at a time, and each one held back behind the one
  * before is due as soon as that one completes: the worker looks again then instead of
  * waiting for its once-a-second poll (which would spread five messages over seconds).

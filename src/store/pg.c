@@ -400,16 +400,22 @@ static int pg_conn_send(pg_conn_t *c, pg_query_t *q)
     char name[16];
     snprintf(name, sizeof(name), "s%u", id);
     uint64_t bit = 1ull << (id % 64);
-    if ((c->prepared[id / 64] & bit) == 0) {
-        if (PQsendPrepare(c->pq, name, q->stmt->sql, q->stmt->nparams, NULL) != 1)
+    if (q->stmt->replan) {
+        if (PQsendQueryParams(c->pq, q->stmt->sql, q->nparams, NULL, q->values, q->lengths, q->formats, 0) != 1)
             goto Broken;
-        c->prepared[id / 64] |= bit;
-        q->prepare_pending = 1;
-        metrics_add(pool->metrics, METRICS_PG_PREPARES, 1);
-        __atomic_add_fetch(&pg_prepared_count, 1, __ATOMIC_RELAXED);
+    } else {
+        if ((c->prepared[id / 64] & bit) == 0) {
+            if (PQsendPrepare(c->pq, name, q->stmt->sql, q->stmt->nparams, NULL) != 1)
+                goto Broken;
+            c->prepared[id / 64] |= bit;
+            q->prepare_pending = 1;
+            metrics_add(pool->metrics, METRICS_PG_PREPARES, 1);
+            __atomic_add_fetch(&pg_prepared_count, 1, __ATOMIC_RELAXED);
+        }
+        if (PQsendQueryPrepared(c->pq, name, q->nparams, q->values, q->lengths, q->formats, 0) != 1)
+            goto Broken;
     }
-    if (PQsendQueryPrepared(c->pq, name, q->nparams, q->values, q->lengths, q->formats, 0) != 1 ||
-        PQpipelineSync(c->pq) != 1)
+    if (PQpipelineSync(c->pq) != 1)
         goto Broken;
     q->sent_ns = util_now_ns();
     metrics_observe_rtt(pool->metrics, METRICS_RTT_PG_WAIT, q->sent_ns - q->queued_ns);
@@ -578,7 +584,8 @@ pg_pool_t *pg_pool_new(h2o_loop_t *loop, const pg_pool_config_t *cfg, metrics_sh
     pool->cfg = *cfg;
     pool->conninfo = util_strdup(cfg->conninfo);
     /* Generic plans: our statements are shaped per filter, so one plan fits every call,
-     * and PostgreSQL does not re-plan each execution (planning costs more than running). */
+     * and PostgreSQL does not re-plan each execution (planning costs more than running).
+     * Statements marked replan are not prepared, so this does not apply to them. */
     snprintf(pool->options, sizeof(pool->options), "-c statement_timeout=%u -c plan_cache_mode=force_generic_plan",
              cfg->statement_timeout_ms);
     pool->metrics = metrics;

@@ -10,7 +10,8 @@
  *
  * Statements are declared once as static pg_stmt_t and prepared lazily, once per
  * connection, the first time they run there (pipelined ahead of the query itself);
- * after warm-up nothing is prepared again (metric db_prepared_statements_total).
+ * after warm-up nothing is prepared again (metric db_prepared_statements_total). Those
+ * marked replan are sent unprepared and planned at each execution (see pg_stmt_t).
  *
  * Ownership: parameters are copied at submission, so the caller's buffers may go
  * away at once. The callback is called exactly once, on the loop thread, unless the
@@ -32,11 +33,20 @@ struct metrics_shard;
 
 typedef struct pg_pool pg_pool_t;
 
-/** A statement: declare as a static (non-const) object; `id` is assigned on first use. */
+/**
+ * A statement: declare as a static (non-const) object; `id` is assigned on first use.
+ *
+ * replan: sent unprepared, so PostgreSQL plans it at each execution for the table as
+ * it is then. For statements over a table whose size swings by orders of magnitude
+ * (the job queue: empty when idle, 200,000 rows in a flood), where a plan cached while
+ * the table was empty keeps scanning it whole, row after row, once it is full (until
+ * an ANALYZE happens to invalidate it). Planning costs a fraction of a millisecond.
+ */
 typedef struct pg_stmt {
     const char *sql;
     int nparams;
     unsigned id;
+    int replan;
 } pg_stmt_t;
 
 /** One parameter. value NULL is SQL NULL; len SIZE_MAX means strlen(value); binary sends raw bytes. */
