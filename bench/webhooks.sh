@@ -74,8 +74,16 @@ run_wrk() {
     "${4:-/api/webhooks/meta/$slug}" ${2:+"$2"}
 }
 
-# flood MODE CONCURRENCY [RATE]: one ingest run; sets result[MODE]
+# measure MODE RATE [BASE PATH]: a warm-up, then the measured load (run_wrk); sets
+# result[MODE] to its RESULT line
 declare -A result
+measure() {
+  run_wrk "$WARMUP" "$2" "${@:3}" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
+  run_wrk "$DURATION" "$2" "${@:3}" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
+  result[$1]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
+}
+
+# flood MODE CONCURRENCY [RATE]: one ingest run; sets result[MODE]
 flood() {
   local mode=$1 conc=$2 rate=${3:-} log="$BENCH_DIR/conversa-webhooks-$1.log"
   start_conversa "$log" QUEUE_CONCURRENCY="$conc"
@@ -87,11 +95,9 @@ flood() {
     conn_made=1
   fi
   note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections (QUEUE_CONCURRENCY=$conc${rate:+, paced to $rate/s})"
-  run_wrk "$WARMUP" "$rate" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
-  run_wrk "$DURATION" "$rate" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
+  measure "$mode" "$rate"
   kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "conversa exited during the run"; }
   stop_conversa
-  result[$mode]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
 }
 
 # reference RATE: the same paced load on nginx (bench_nginx_up), which answers every
@@ -99,13 +105,8 @@ flood() {
 # p99 is what this machine's scheduling gives a server that does no work at that
 # moment: on a shared machine the one figure says little without the other.
 reference() {
-  local url=${nginx_url%/static}
   note "nginx, paced: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections (paced to $1/s)"
-  run_wrk "$WARMUP" "$1" "$url" /static >"$BENCH_TMP/warmup.txt" 2>&1 ||
-    { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
-  run_wrk "$DURATION" "$1" "$url" /static >"$BENCH_TMP/wrk.txt" 2>&1 ||
-    { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
-  result["nginx, paced"]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
+  measure "nginx, paced" "$1" "${nginx_url%/static}" /static
 }
 
 # completed_total: the server's queue_jobs_completed_total (no load on the database)
@@ -138,8 +139,7 @@ drain() {
 # every run starts from an empty queue, with what the previous one wrote on disk; the
 # last one (no worker) leaves the backlog the drains use
 reset_queue() {
-  psql_q "TRUNCATE jobs" >/dev/null
-  psql_q "ANALYZE jobs" >/dev/null
+  bench_clear_jobs
   bench_settle
 }
 reset_queue
@@ -165,21 +165,21 @@ for c in 2 8; do
 done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
+# run_json MODE: result[MODE] as a JSON object
+run_json() {
+  local line=${result[$1]}
+  printf '{"run":"%s","acks_per_s":%s,"p50_ms":%s,"p90_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s,"requests":%s}' \
+    "$1" "$(field rps "$line")" "$(field p50 "$line")" "$(field p90 "$line")" "$(field p99 "$line")" \
+    "$(field errors "$line")" "$(field non2xx "$line")" "$(field requests "$line")"
+}
 runs=()
 for mode in paced "paced+workers" ingest "ingest+workers"; do
-  line=${result[$mode]}
-  runs+=("{\"run\":\"$mode\",\"acks_per_s\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\
-\"p90_ms\":$(field p90 "$line"),\"p99_ms\":$(field p99 "$line"),\"errors\":$(field errors "$line"),\
-\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line")}")
+  runs+=("$(run_json "$mode")")
 done
 {
   printf '{"date":"%s","duration":"%s","connections":%s,"contacts":%s,"runs":[' "$stamp" "$DURATION" "$CONNECTIONS" "$CONTACTS"
   (IFS=,; printf '%s' "${runs[*]}")
-  line=${result["nginx, paced"]}
-  printf '],"reference":{"run":"nginx, paced","acks_per_s":%s,"p50_ms":%s,"p90_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s}' \
-    "$(field rps "$line")" "$(field p50 "$line")" "$(field p90 "$line")" "$(field p99 "$line")" \
-    "$(field errors "$line")" "$(field non2xx "$line")"
-  printf ',"applied_per_s":{"2":%s,"8":%s}}\n' "${rate[2]}" "${rate[8]}"
+  printf '],"reference":%s,"applied_per_s":{"2":%s,"8":%s}}\n' "$(run_json "nginx, paced")" "${rate[2]}" "${rate[8]}"
 } >"$RESULTS_DIR/webhooks-$stamp.json"
 cp "$RESULTS_DIR/webhooks-$stamp.json" "$RESULTS_DIR/webhooks-latest.json"
 note "results written to $RESULTS_DIR/webhooks-$stamp.json"

@@ -396,14 +396,14 @@ static void pg_conn_on_writable(h2o_socket_t *sock, const char *err)
 static int pg_conn_send(pg_conn_t *c, pg_query_t *q)
 {
     pg_pool_t *pool = c->pool;
-    unsigned id = pg_stmt_id(q->stmt);
-    char name[16];
-    snprintf(name, sizeof(name), "s%u", id);
-    uint64_t bit = 1ull << (id % 64);
     if (q->stmt->replan) {
         if (PQsendQueryParams(c->pq, q->stmt->sql, q->nparams, NULL, q->values, q->lengths, q->formats, 0) != 1)
             goto Broken;
     } else {
+        unsigned id = pg_stmt_id(q->stmt);
+        char name[16];
+        snprintf(name, sizeof(name), "s%u", id);
+        uint64_t bit = 1ull << (id % 64);
         if ((c->prepared[id / 64] & bit) == 0) {
             if (PQsendPrepare(c->pq, name, q->stmt->sql, q->stmt->nparams, NULL) != 1)
                 goto Broken;

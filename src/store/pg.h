@@ -41,6 +41,8 @@ typedef struct pg_pool pg_pool_t;
  * (the job queue: empty when idle, 200,000 rows in a flood), where a plan cached while
  * the table was empty keeps scanning it whole, row after row, once it is full (until
  * an ANALYZE happens to invalidate it). Planning costs a fraction of a millisecond.
+ * The plan is still generic (plan_cache_mode), made without the parameters' values:
+ * a value that decides the plan still belongs in the text.
  */
 typedef struct pg_stmt {
     const char *sql;
