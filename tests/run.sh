@@ -2,7 +2,8 @@
 # Runs the test binaries against throw-away PostgreSQL and Redis servers made for
 # this run, then removes them. Unit tests (unit_*) run in parallel; integration
 # tests (it_*) run one at a time because some stop and freeze those servers.
-# Prints a closing line "tests: N passed, N failed" and exits non-zero on failure.
+# Prints the failed tests' names, then a closing line "tests: N passed, N failed", and
+# exits non-zero on failure.
 # Usage: tests/run.sh TEST_BINARY...
 set -euo pipefail
 if [ "${1:-}" = "--help" ] || [ $# -eq 0 ]; then
@@ -48,6 +49,7 @@ fi
 "$CONVERSA_BIN" seed --demo >/dev/null
 
 passed=0 failed=0
+failures=()
 for t in "$@"; do
     name=$(basename "$t")
     jobs=()
@@ -63,6 +65,7 @@ for t in "$@"; do
     if [ -z "$tested" ] || [ "$rc" -ne 0 ] && [ "${passing:-0}" = "${tested:-0}" ]; then
         # the binary died before its summary, or exited non-zero with all passing
         echo "$name: exited with status $rc" >&2
+        failures+=("$name (exited with status $rc)")
         failed=$((failed + 1))
         passed=$((passed + ${passing:-0}))
         continue
@@ -72,12 +75,17 @@ for t in "$@"; do
         # a report from a test's own process: Criterion counts the test by its
         # assertions, and the process's exit status after them is not seen
         echo "$name: sanitizer report above" >&2
+        failures+=("$name (sanitizer report)")
         failed=$((failed + 1))
         passed=$((passed + ${passing:-0}))
         continue
     fi
     passed=$((passed + passing))
     failed=$((failed + tested - passing))
+    # Criterion prints "[FAIL] suite::test: (…)" for each failed or crashed test
+    while IFS= read -r f; do
+        failures+=("$name $f")
+    done < <(grep -a '\[FAIL\]' "$tmp/$name.out" | sed 's/.*\[FAIL\] *//; s/: *(.*//' || true)
 done
 # The key that seals stored secrets must never be printed: not by a test, not in any
 # server's log.
@@ -86,5 +94,6 @@ if grep -rqaF -- "$ENCRYPTION_KEY" "$tmp"/*.out "$tmp/stack" 2>/dev/null; then
     grep -rlaF -- "$ENCRYPTION_KEY" "$tmp"/*.out "$tmp/stack" >&2 || true
     failed=$((failed + 1))
 fi
+for f in "${failures[@]}"; do echo "failed: $f"; done
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
