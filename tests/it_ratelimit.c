@@ -8,10 +8,16 @@
  * tests/run.sh sets every limit very high so other tests are never limited; each test
  * here sets the limits it checks, and clears the counters the start-up probes made.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -260,6 +266,84 @@ Test(ratelimit, tokens_are_limited_each_under_the_address_ceiling)
     free(colleague);
     hs_server_stop(&s);
     hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = 'rl-office'");
+}
+
+/* The "r=" of the group named in a RateLimit header line, or -1. */
+static long remaining_of(const char *head, const char *group)
+{
+    const char *line = strstr(head, "\nratelimit:"); /* h2o sends header names in lower case */
+    char want[32];
+    snprintf(want, sizeof(want), "\"%s\";r=", group);
+    const char *p = line != NULL ? strstr(line, want) : NULL;
+    const char *eol = line != NULL ? strchr(line + 1, '\n') : NULL;
+    return p != NULL && (eol == NULL || p < eol) ? strtol(p + strlen(want), NULL, 10) : -1;
+}
+
+/*
+ * Requests that reach a loop thread together are counted by one call of the script,
+ * each distinct key once for all of its requests: every request still gets the count
+ * that one call each would have given it. 30 requests of one token sent at once on 30
+ * connections, with 20 allowed: 20 answers 200 whose RateLimit remaining values are 19
+ * down to 0, each exactly once, then 10 answers 429.
+ */
+Test(ratelimit, requests_that_arrive_together_are_counted_one_by_one)
+{
+    hs_company("rl-burst", "Burst");
+    const char *env[] = {"THREADS=1", "RATE_LIMIT_TOKEN=20/60/60", "RATE_LIMIT_IP=1000/60/60", NULL};
+    hs_server_t s;
+    hs_server_start(&s, env);
+    char *token = hs_login(s.port, "admin@rl-burst.test");
+    clear_counters();
+    enum { N = 30 };
+    int fds[N];
+    for (int i = 0; i != N; ++i) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        cr_assert(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
+                  strerror(errno));
+    }
+    hs_sleep_ms(200); /* every connection accepted: the requests below arrive as one burst */
+    char req[512];
+    int len = snprintf(req, sizeof(req),
+                       "GET /api/v1/conversations/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                       "Connection: close\r\n\r\n",
+                       token);
+    for (int i = 0; i != N; ++i)
+        cr_assert_eq(send(fds[i], req, (size_t)len, MSG_NOSIGNAL), len);
+    int ok = 0, limited = 0, seen[20] = {0};
+    for (int i = 0; i != N; ++i) {
+        char head[8192];
+        size_t n = 0;
+        double t0 = hs_now_ms();
+        while (n < sizeof(head) - 1 && hs_now_ms() - t0 < 10000) {
+            struct pollfd p = {fds[i], POLLIN, 0};
+            if (poll(&p, 1, 100) <= 0)
+                continue;
+            ssize_t k = recv(fds[i], head + n, sizeof(head) - 1 - n, 0);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+        }
+        head[n] = '\0';
+        close(fds[i]);
+        long status = strncmp(head, "HTTP/1.1 ", 9) == 0 ? strtol(head + 9, NULL, 10) : -1;
+        long r = remaining_of(head, "token");
+        if (status == 200) {
+            ++ok;
+            cr_assert(r >= 0 && r < 20, "a 200 with RateLimit remaining %ld: %.300s", r, head);
+            cr_assert_eq(seen[r]++, 0, "two requests were told %ld remain", r);
+        } else {
+            cr_assert_eq(status, 429, "%.300s", head);
+            cr_assert_eq(r, 0, "a 429 with RateLimit remaining %ld", r);
+            ++limited;
+        }
+    }
+    cr_assert_eq(ok, 20);
+    cr_assert_eq(limited, 10);
+    free(token);
+    hs_server_stop(&s);
+    hs_sql(NULL, 0, "DELETE FROM companies WHERE slug = 'rl-burst'");
 }
 
 Test(ratelimit, webhooks_have_their_own_limit_and_scrapers_can_be_exempt)

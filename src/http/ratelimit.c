@@ -5,6 +5,7 @@
 #include "core/util.h"
 #include "ops/metrics.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,30 +15,39 @@
 
 /*
  * KEYS[i]: a counter; ARGV[1..12]: points, window ms and block ms of each group;
- * ARGV[12 + i]: the group (0-3) of KEYS[i]. Keys are counted in order, so a key given
- * twice (two requests of one client in a turn) counts twice, as two calls would.
- * Returns, per key, the count so far and the ms until the key resets.
+ * ARGV[11 + 2i], ARGV[12 + 2i]: the group (0-3) of KEYS[i] and how many requests of
+ * the turn it counts. Each key is counted once with all of its turn's requests, which
+ * the caller numbers in arrival order: the r-th of them has count n - m + r, exactly
+ * what one call each would have given it. Returns per key the count after the turn,
+ * the ms until the key resets as its window stood, and as it stands after a block this
+ * turn started (the same when none did).
  */
-static const char ratelimit_source[] = "local out = {}\n"
+static const char ratelimit_source[] = "local limits = {}\n"
+                                       "for g = 0, 3 do\n"
+                                       "  limits[g] = {tonumber(ARGV[3 * g + 1]), tonumber(ARGV[3 * g + 2]),\n"
+                                       "               tonumber(ARGV[3 * g + 3])}\n"
+                                       "end\n"
+                                       "local out = {}\n"
                                        "for i = 1, #KEYS do\n"
-                                       "  local g = 3 * tonumber(ARGV[12 + i])\n"
-                                       "  local points = tonumber(ARGV[g + 1])\n"
-                                       "  local window = tonumber(ARGV[g + 2])\n"
-                                       "  local block = tonumber(ARGV[g + 3])\n"
-                                       "  local n = redis.call('INCR', KEYS[i])\n"
+                                       "  local l = limits[tonumber(ARGV[11 + 2 * i])]\n"
+                                       "  local m = tonumber(ARGV[12 + 2 * i])\n"
+                                       "  local points, window, block = l[1], l[2], l[3]\n"
+                                       "  local n = redis.call('INCRBY', KEYS[i], m)\n"
                                        "  local ttl = window\n"
-                                       "  if n == 1 then\n"
+                                       "  if n == m then\n"
                                        "    redis.call('PEXPIRE', KEYS[i], window)\n"
                                        "  else\n"
                                        "    ttl = redis.call('PTTL', KEYS[i])\n"
                                        "    if ttl < 0 then redis.call('PEXPIRE', KEYS[i], window); ttl = window end\n"
                                        "  end\n"
-                                       "  if n == points + 1 and block > 0 then\n"
+                                       "  local after = ttl\n"
+                                       "  if block > 0 and n > points and n - m <= points then\n"
                                        "    redis.call('PEXPIRE', KEYS[i], block)\n"
-                                       "    ttl = block\n"
+                                       "    after = block\n"
                                        "  end\n"
-                                       "  out[2 * i - 1] = n\n"
-                                       "  out[2 * i] = ttl\n"
+                                       "  out[3 * i - 2] = n\n"
+                                       "  out[3 * i - 1] = ttl\n"
+                                       "  out[3 * i] = after\n"
                                        "end\n"
                                        "return out\n";
 
@@ -50,18 +60,23 @@ typedef struct ratelimit_blocked {
     uint64_t until_ns;
 } ratelimit_blocked_t;
 
-/* Every key of a turn's checks: 1 + 12 + 2 per key arguments must fit a script call. */
-#define RATELIMIT_BATCH_KEYS ((REDIS_EVAL_MAX_ARGS - 13) / 2)
+/* A turn's distinct keys: 1 + 12 + 3 per key arguments must fit a script call. */
+#define RATELIMIT_BATCH_KEYS  ((REDIS_EVAL_MAX_ARGS - 13) / 3)
+#define RATELIMIT_BATCH_CALLS 256
 
 /* One call of the script for the checks of one loop turn. Owns copies of its keys (a
  * NOSCRIPT answer sends them again); a check cancelled meanwhile leaves a NULL. */
 typedef struct ratelimit_batch {
     ratelimit_t *rl;
     size_t ncalls, nkeys;
-    ratelimit_call_t *calls[RATELIMIT_BATCH_KEYS];
-    size_t first_key[RATELIMIT_BATCH_KEYS];
+    ratelimit_call_t *calls[RATELIMIT_BATCH_CALLS];
+    uint8_t key_of[RATELIMIT_BATCH_CALLS][RATELIMIT_KEYS];   /* a call's keys among the distinct ones */
+    uint32_t ordinal[RATELIMIT_BATCH_CALLS][RATELIMIT_KEYS]; /* and its place among their requests, from 1 */
+    uint64_t hashes[RATELIMIT_BATCH_KEYS];
+    uint32_t times[RATELIMIT_BATCH_KEYS]; /* requests counted against each key */
     char keys[RATELIMIT_BATCH_KEYS][RATELIMIT_KEY_MAX + 16];
     char groups[RATELIMIT_BATCH_KEYS][2];
+    char counts[RATELIMIT_BATCH_KEYS][12];
     char limits[12][24];
     char numkeys[8];
     const char *argv[REDIS_EVAL_MAX_ARGS];
@@ -192,9 +207,9 @@ static void ratelimit_batch_on_reply(void *data, redisReply *reply, const char *
 {
     ratelimit_batch_t *b = data;
     (void)rtt_ns;
-    int usable = error == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 * b->nkeys;
+    int usable = error == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 * b->nkeys;
     for (size_t i = 0; usable && i != reply->elements; ++i)
-        usable = reply->element[i]->type == REDIS_REPLY_INTEGER;
+        usable = reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer >= 0;
     if (!usable)
         log_debug("ratelimit", "Redis answer unusable (%s)", error != NULL ? error : "unexpected reply");
     else
@@ -210,10 +225,13 @@ static void ratelimit_batch_on_reply(void *data, redisReply *reply, const char *
         }
         uint64_t counts[RATELIMIT_KEYS], ms_left[RATELIMIT_KEYS];
         for (size_t i = 0; i != c->n; ++i) {
-            long long n = reply->element[2 * (b->first_key[k] + i)]->integer,
-                      t = reply->element[2 * (b->first_key[k] + i) + 1]->integer;
-            counts[i] = n > 0 ? (uint64_t)n : 0;
-            ms_left[i] = t > 0 ? (uint64_t)t : 0;
+            size_t d = b->key_of[k][i];
+            uint64_t n = (uint64_t)reply->element[3 * d]->integer,
+                     before = (uint64_t)reply->element[3 * d + 1]->integer,
+                     after = (uint64_t)reply->element[3 * d + 2]->integer;
+            /* the key's count before the turn, then this request's place in it */
+            counts[i] = (n >= b->times[d] ? n - b->times[d] : 0) + b->ordinal[k][i];
+            ms_left[i] = counts[i] > ratelimit_limit(c->groups[i])->points ? after : before;
         }
         ratelimit_decide(c, counts, ms_left);
     }
@@ -250,6 +268,8 @@ static void ratelimit_send(ratelimit_t *rl)
     for (size_t i = 0; i != b->nkeys; ++i) {
         b->argv[k] = b->groups[i];
         b->argvlen[k++] = 1;
+        b->argv[k] = b->counts[i];
+        b->argvlen[k++] = (size_t)snprintf(b->counts[i], sizeof(b->counts[i]), "%" PRIu32, b->times[i]);
     }
     redis_eval(rl->redis, &b->eval, &ratelimit_script, k, b->argv, b->argvlen, ratelimit_batch_on_reply, b, NULL);
 }
@@ -273,8 +293,12 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
     uint64_t now = util_now_ns(), blocked_ns = 0;
     for (size_t i = 0; i != n; ++i) {
         c->groups[i] = groups[i];
-        snprintf(c->keys[i], sizeof(c->keys[i]), "rl:%s:%.*s", ratelimit_names[groups[i]], RATELIMIT_KEY_MAX, keys[i]);
-        uint64_t h = c->hashes[i] = util_hash(c->keys[i], strlen(c->keys[i]));
+        util_fmt_t f = util_fmt_on(c->keys[i], sizeof(c->keys[i])); /* "rl:<group>:<key, cut>" */
+        util_fmt_mem(&f, "rl:", 3);
+        util_fmt_str(&f, ratelimit_names[groups[i]]);
+        util_fmt_mem(&f, ":", 1);
+        util_fmt_mem(&f, keys[i], strnlen(keys[i], RATELIMIT_KEY_MAX));
+        uint64_t h = c->hashes[i] = util_hash(c->keys[i], f.len);
         ratelimit_blocked_t *b = ratelimit_slot(rl, h);
         if (b->hash == h && b->until_ns > now && b->until_ns - now > blocked_ns)
             blocked_ns = b->until_ns - now;
@@ -297,7 +321,7 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
         return;
     }
     ratelimit_batch_t *b = rl->open;
-    if (b != NULL && (b->ncalls == RATELIMIT_BATCH_KEYS || b->nkeys + n > RATELIMIT_BATCH_KEYS)) {
+    if (b != NULL && (b->ncalls == RATELIMIT_BATCH_CALLS || b->nkeys + n > RATELIMIT_BATCH_KEYS)) {
         ratelimit_send(rl);
         b = NULL;
     }
@@ -310,28 +334,48 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
     c->batch = b;
     c->slot = b->ncalls;
     b->calls[b->ncalls] = c;
-    b->first_key[b->ncalls++] = b->nkeys;
     for (size_t i = 0; i != n; ++i) {
-        memcpy(b->keys[b->nkeys], c->keys[i], sizeof(c->keys[i]));
-        b->groups[b->nkeys][0] = (char)('0' + groups[i]);
-        b->groups[b->nkeys++][1] = '\0';
+        size_t d = 0;
+        while (d != b->nkeys && (b->hashes[d] != c->hashes[i] || strcmp(b->keys[d], c->keys[i]) != 0))
+            ++d;
+        if (d == b->nkeys) {
+            memcpy(b->keys[d], c->keys[i], sizeof(c->keys[i]));
+            b->hashes[d] = c->hashes[i];
+            b->times[d] = 0;
+            b->groups[d][0] = (char)('0' + groups[i]);
+            b->groups[d][1] = '\0';
+            ++b->nkeys;
+        }
+        b->key_of[b->ncalls][i] = (uint8_t)d;
+        b->ordinal[b->ncalls][i] = ++b->times[d];
     }
+    ++b->ncalls;
     c->waiter.cancel = ratelimit_call_cancel;
     waiter_attach(&c->waiter, waiters);
 }
 
 void ratelimit_headers(const ratelimit_verdict_t *v, char *policy, size_t policy_cap, char *state, size_t state_cap)
 {
-    size_t pl = 0, sl = 0;
-    policy[0] = state[0] = '\0';
+    /* per key: "<name>";q=<points>;w=<window s> and "<name>";r=<remaining>;t=<reset s> */
+    util_fmt_t p = util_fmt_on(policy, policy_cap), s = util_fmt_on(state, state_cap);
     for (size_t i = 0; i != v->n; ++i) {
         const config_limit_t *lim = ratelimit_limit(v->items[i].group);
         const char *name = ratelimit_names[v->items[i].group];
-        if (pl < policy_cap)
-            pl += (size_t)snprintf(policy + pl, policy_cap - pl, "%s\"%s\";q=%u;w=%u", i ? ", " : "", name, lim->points,
-                                   lim->duration_s);
-        if (sl < state_cap)
-            sl += (size_t)snprintf(state + sl, state_cap - sl, "%s\"%s\";r=%llu;t=%llu", i ? ", " : "", name,
-                                   (unsigned long long)v->items[i].remaining, (unsigned long long)v->items[i].reset_s);
+        if (i != 0) {
+            util_fmt_mem(&p, ", ", 2);
+            util_fmt_mem(&s, ", ", 2);
+        }
+        util_fmt_mem(&p, "\"", 1);
+        util_fmt_str(&p, name);
+        util_fmt_mem(&p, "\";q=", 4);
+        util_fmt_u64(&p, lim->points);
+        util_fmt_mem(&p, ";w=", 3);
+        util_fmt_u64(&p, lim->duration_s);
+        util_fmt_mem(&s, "\"", 1);
+        util_fmt_str(&s, name);
+        util_fmt_mem(&s, "\";r=", 4);
+        util_fmt_u64(&s, v->items[i].remaining);
+        util_fmt_mem(&s, ";t=", 3);
+        util_fmt_u64(&s, v->items[i].reset_s);
     }
 }

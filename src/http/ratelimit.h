@@ -15,9 +15,11 @@
  * server.h), so the script's call and the read's own Redis commands share a write.
  *
  * Checks made during one turn of the event loop go to Redis together, as one call of
- * the script at the end of the turn (keys in arrival order, so counting is exactly
- * what one call each would do): under load the script's fixed cost is paid once per
- * turn, not once per request. A key Redis reported over its limit is remembered on
+ * the script at the end of the turn, which counts each distinct key once for all of
+ * the turn's requests against it (one client's address under all of its requests, say);
+ * each request is then given its own place in that count, in arrival order, so every
+ * verdict is exactly what one call each would have given. Under load the script's
+ * fixed cost is paid once per turn, not once per request. A key Redis reported over its limit is remembered on
  * the loop thread until its block ends, so a flood costs no Redis call per request. Redis away (error, timeout,
  * not connected): this process's own counters (core/throttle.h) decide with the same
  * settings, and ratelimit_fallback_active says so.
