@@ -1,5 +1,7 @@
 /* Unit tests of the small modules: router, configuration, string building, metrics. */
 #include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,6 +230,39 @@ Test(util, json_escape)
     strbuf_printf(&b, "%s-%d", "x", 42);
     cr_assert_str_eq(b.data, "x-42");
     strbuf_free(&b);
+}
+
+/* The fixed-buffer builder writes what snprintf would, and cuts at a whole append. */
+Test(util, fmt_matches_snprintf_and_never_overflows)
+{
+    char buf[64], want[64];
+    const int64_t ints[] = {0, 7, -7, 1234567890123, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i != sizeof(ints) / sizeof(ints[0]); ++i) {
+        util_fmt_t f = util_fmt_on(buf, sizeof(buf));
+        util_fmt_str(&f, "{c:");
+        util_fmt_i64(&f, ints[i]);
+        util_fmt_mem(&f, "}", 1);
+        util_fmt_u64(&f, (uint64_t)ints[i]);
+        util_fmt_hex(&f, (uint64_t)ints[i], 8);
+        snprintf(want, sizeof(want), "{c:%lld}%llu%08llx", (long long)ints[i], (unsigned long long)ints[i],
+                 (unsigned long long)ints[i]);
+        cr_assert(!f.full);
+        cr_assert_str_eq(buf, want);
+        cr_assert_eq(f.len, strlen(want));
+    }
+    char small[8];
+    util_fmt_t f = util_fmt_on(small, sizeof(small));
+    util_fmt_str(&f, "abc");
+    util_fmt_u64(&f, 12345); /* 8 bytes with the NUL: one too many */
+    cr_assert(f.full);
+    cr_assert_str_eq(small, "abc");
+    util_fmt_str(&f, "d"); /* nothing after a cut */
+    cr_assert_str_eq(small, "abc");
+    f = util_fmt_on(small, sizeof(small));
+    util_fmt_hex(&f, 0, 0);
+    util_fmt_hex(&f, 0xabc, 16); /* width capped at 16, does not fit */
+    cr_assert(f.full);
+    cr_assert_str_eq(small, "0");
 }
 
 Test(metrics, render_sums_shards)

@@ -1,4 +1,5 @@
 #include "api/input.h"
+#include "core/util.h"
 #include "core/utf8.h"
 #include "http/reply.h"
 
@@ -339,6 +340,7 @@ int api_param_id(http_request_t *r, const char *name, int64_t *out)
 const char *api_i64(http_request_t *r, int64_t v)
 {
     char *s = h2o_mem_alloc_pool(&r->req->pool, 24);
-    snprintf(s, 24, "%" PRId64, v);
+    util_fmt_t f = util_fmt_on(s, 24);
+    util_fmt_i64(&f, v);
     return s;
 }

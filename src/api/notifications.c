@@ -24,6 +24,7 @@
 #include "api/db.h"
 #include "api/input.h"
 #include "api/routes.h"
+#include "core/util.h"
 #include "http/reply.h"
 
 #include <inttypes.h>
@@ -64,7 +65,13 @@ void api_notifications_list(http_request_t *r)
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, r->auth.user_id), api_db_i64(r, limit),
                       api_db_i64(r, page)};
     char variant[80];
-    snprintf(variant, sizeof(variant), "r=%s:p=%" PRId64 ":l=%" PRId64, unread, page, limit);
+    util_fmt_t f = util_fmt_on(variant, sizeof(variant)); /* "r=<unread>:p=<page>:l=<limit>" */
+    util_fmt_mem(&f, "r=", 2);
+    util_fmt_str(&f, unread);
+    util_fmt_mem(&f, ":p=", 3);
+    util_fmt_i64(&f, page);
+    util_fmt_mem(&f, ":l=", 3);
+    util_fmt_i64(&f, limit);
     api_cache_reply(r, CACHE_NOTIFICATIONS, r->auth.user_id, variant,
                     strcmp(unread, "true") == 0 ? &notif_list_unread_stmt : &notif_list_all_stmt, p, 4, "page");
 }

@@ -169,3 +169,60 @@ void strbuf_free(strbuf_t *b)
     free(b->data);
     strbuf_init(b);
 }
+
+util_fmt_t util_fmt_on(char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    return (util_fmt_t){.buf = buf, .cap = cap, .len = 0, .full = 0};
+}
+
+void util_fmt_mem(util_fmt_t *f, const void *p, size_t n)
+{
+    if (f->full || n >= f->cap - f->len) {
+        f->full = 1;
+        return;
+    }
+    memcpy(f->buf + f->len, p, n);
+    f->len += n;
+    f->buf[f->len] = '\0';
+}
+
+void util_fmt_str(util_fmt_t *f, const char *s)
+{
+    util_fmt_mem(f, s, strlen(s));
+}
+
+void util_fmt_u64(util_fmt_t *f, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    util_fmt_mem(f, tmp + i, sizeof(tmp) - i);
+}
+
+void util_fmt_i64(util_fmt_t *f, int64_t v)
+{
+    if (v < 0) {
+        util_fmt_mem(f, "-", 1);
+        util_fmt_u64(f, (uint64_t)0 - (uint64_t)v); /* well defined for INT64_MIN too */
+    } else {
+        util_fmt_u64(f, (uint64_t)v);
+    }
+}
+
+void util_fmt_hex(util_fmt_t *f, uint64_t v, unsigned width)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t i = sizeof(tmp);
+    if (width > sizeof(tmp))
+        width = sizeof(tmp);
+    do
+        tmp[--i] = digits[v & 15];
+    while ((v >>= 4) != 0);
+    while (sizeof(tmp) - i < width)
+        tmp[--i] = '0';
+    util_fmt_mem(f, tmp + i, sizeof(tmp) - i);
+}

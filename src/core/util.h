@@ -61,4 +61,26 @@ void strbuf_json_escape(strbuf_t *b, const char *s, size_t n);
 void strbuf_reset(strbuf_t *b);
 void strbuf_free(strbuf_t *b);
 
+/**
+ * Text built on the caller's fixed buffer, for the paths every request takes, where
+ * snprintf's parsing of its format costs more than the text it writes. An append that
+ * does not fit writes nothing and sets full; the text is always NUL-terminated
+ * (cap >= 1), so a full result is a shorter string, never an overflow.
+ */
+typedef struct util_fmt {
+    char *buf;
+    size_t cap, len;
+    int full;
+} util_fmt_t;
+
+/** Starts an empty text on buf (cap >= 1 bytes). */
+util_fmt_t util_fmt_on(char *buf, size_t cap);
+void util_fmt_mem(util_fmt_t *f, const void *p, size_t n);
+void util_fmt_str(util_fmt_t *f, const char *s);
+/** Decimal. */
+void util_fmt_i64(util_fmt_t *f, int64_t v);
+void util_fmt_u64(util_fmt_t *f, uint64_t v);
+/** Lower-case hexadecimal, zero-padded to at least width digits (width <= 16). */
+void util_fmt_hex(util_fmt_t *f, uint64_t v, unsigned width);
+
 #endif
