@@ -984,14 +984,13 @@ Test(webhooks, idle_queues_claim_quickly_after_the_table_fills)
     /* until each worker has started a statement 2 s after the fill: none runs 2 s */
     long slow = 0, later = 0, longest = 0;
     for (double t0 = hs_now_ms(); hs_now_ms() - t0 < 10000 && slow == 0 && later < 2; hs_sleep_ms(50)) {
-        cr_assert_eq(
-            hs_sql(out, sizeof(out),
-                   "SELECT count(*) FILTER (WHERE state = 'active' AND now() - query_start > interval '2 s')"
-                   " || ' ' || count(*) FILTER (WHERE query_start > timestamptz '%s' + interval '2 s')"
-                   " || ' ' || coalesce(max(round(extract(epoch FROM now() - query_start) * 1000))"
-                   " FILTER (WHERE state = 'active'), 0) FROM " WH_FRONT_WORKERS,
-                   filled, started),
-            0, "%s", out);
+        cr_assert_eq(hs_sql(out, sizeof(out),
+                            "SELECT count(*) FILTER (WHERE state = 'active' AND now() - query_start > interval '2 s')"
+                            " || ' ' || count(*) FILTER (WHERE query_start > timestamptz '%s' + interval '2 s')"
+                            " || ' ' || coalesce(max(round(extract(epoch FROM now() - query_start) * 1000))"
+                            " FILTER (WHERE state = 'active'), 0) FROM " WH_FRONT_WORKERS,
+                            filled, started),
+                     0, "%s", out);
         long l = 0;
         cr_assert_eq(sscanf(out, "%ld %ld %ld", &slow, &later, &l), 3, "%s", out);
         if (l > longest)

@@ -174,6 +174,11 @@ Test(cidr, match_v4_v6_and_mapped)
     char text[64];
     cidr_addr_format(&d, text, sizeof(text));
     cr_assert_str_eq(text, "10.0.0.9");
+    cidr_addr_format(&a, text, sizeof(text));
+    cr_assert_str_eq(text, "10.255.0.1");
+    cidr_addr_t z = addr("0.0.0.0");
+    cidr_addr_format(&z, text, sizeof(text));
+    cr_assert_str_eq(text, "0.0.0.0");
     cr_assert_eq(cidr_list_parse("10.0.0.0/8, nope", &l, &bad), -1);
     cr_assert_str_eq(bad, "nope");
 }

@@ -1,4 +1,5 @@
 #include "core/cidr.h"
+#include "core/util.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -28,9 +29,14 @@ static int cidr_is_v4(const cidr_addr_t *a)
 
 void cidr_addr_format(const cidr_addr_t *a, char *out, size_t cap)
 {
-    if (cidr_is_v4(a))
-        snprintf(out, cap, "%u.%u.%u.%u", a->b[12], a->b[13], a->b[14], a->b[15]);
-    else if (inet_ntop(AF_INET6, a->b, out, (socklen_t)cap) == NULL)
+    if (cidr_is_v4(a)) {
+        util_fmt_t f = util_fmt_on(out, cap); /* each request's address: no printf */
+        for (int i = 12; i != 16; ++i) {
+            if (i != 12)
+                util_fmt_mem(&f, ".", 1);
+            util_fmt_u64(&f, a->b[i]);
+        }
+    } else if (inet_ntop(AF_INET6, a->b, out, (socklen_t)cap) == NULL)
         snprintf(out, cap, "?");
 }
 
