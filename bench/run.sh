@@ -18,11 +18,15 @@ far above what wrk sends, so it counts every request in Redis and refuses
 none) and one with RATE_LIMIT=off. Starts a private nginx answering a
 15-byte JSON body, then runs wrk against, in order: nginx, /api/health/live,
 /api/health, /api/v1/conversations/status of the demo admin (served from the
-Redis cache), then that cached route again with the limiter off, on, off,
-and nginx again. The mean of the two nginx runs is the reference; the
+Redis cache), then that cached route again with the limiter off, on, off, on,
+then nginx and the cached route in turn three times, and nginx again. The
+mean of the first and last nginx runs is the table's reference; the
 limiter's cost is the mean of its three "on" runs of the cached route
-against the mean of its two "off" runs. Prints a table and writes it as JSON
-to bench/results/<UTC timestamp>.json and bench/results/latest.json.
+against the mean of its two "off" runs; the cached route's paired ratio is
+the median of its three runs, each against the nginx run just before it
+(the figure to compare on a machine whose speed drifts). Prints a table
+and writes it as JSON to bench/results/<UTC timestamp>.json and
+bench/results/latest.json.
 Everything runs on 127.0.0.1 and is stopped and removed on exit.
 
 Environment:
@@ -306,6 +310,18 @@ if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
     rl_on+=("$r")
     rl_on_p99+=("$b")
   done
+  # The cached route against nginx in pairs, one right after the other: on a shared
+  # machine whose speed drifts over minutes, a pair sees the same machine, where the
+  # mean of runs far apart does not. The ratio reported is the median of the pairs'.
+  paired=() paired_ngx=() paired_conv=()
+  for k in 1 2 3; do
+    read -r a _ _ _ <<<"$(run_wrk "paired-nginx-$k" "$nginx_url")"
+    read -r r _ _ _ <<<"$(run_wrk "paired-status-$k" "http://127.0.0.1:$conv_port$status_path" "$auth")"
+    paired_ngx+=("$a")
+    paired_conv+=("$r")
+    paired+=("$(awk -v a="$r" -v b="$a" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
+  done
+  paired_median=$(printf '%s\n' "${paired[@]}" | sort -g | sed -n 2p)
   limited=$(curl -fsS "http://127.0.0.1:$conv_port/api/metrics" |
     awk '/^ratelimit_requests_total\{group="(token|ip)",result="allowed"\}/ { n += $2 } END { print n + 0 }')
   [[ "$limited" -gt 0 ]] || note "warning: the limiter counted no request: it was not on"
@@ -316,7 +332,11 @@ avg() {
   printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.3f", n ? s / n : 0 }'
 }
 ratelimit_json=null
+paired_json=null
 if [[ "$BENCH_ONLY_NGINX" != 1 ]]; then
+  paired_json=$(printf '{"route": "%s", "median_ratio": %s, "ratios": [%s], "nginx_runs": [%s], "conversa_runs": [%s]}' \
+    "$status_path" "$paired_median" "$(IFS=,; echo "${paired[*]}")" "$(IFS=,; echo "${paired_ngx[*]}")" \
+    "$(IFS=,; echo "${paired_conv[*]}")")
   on_rps=$(avg "${rl_on[@]}")
   off_rps=$(avg "${rl_off[@]}")
   on_p99=$(avg "${rl_on_p99[@]}")
@@ -361,6 +381,10 @@ done
 if [[ "$peak_rss" != null ]]; then
   echo "conversa peak RSS: $peak_rss MB"
 fi
+if [[ "$paired_json" != null ]]; then
+  printf '%s against nginx, run right after it, three times: %s (median %.2fx)\n' "$status_path" \
+    "$(printf '%.2fx\n' "${paired[@]}" | paste -sd' ')" "$paired_median"
+fi
 if [[ "$ratelimit_json" != null ]]; then
   printf 'rate limiter on %s: %.0f req/s (p99 %.2f ms) on vs %.0f req/s (p99 %.2f ms) off: costs %s%% of req/s\n' \
     "$status_path" "$on_rps" "$on_p99" "$off_rps" "$off_p99" "$overhead"
@@ -394,6 +418,7 @@ cat >"$json.tmp" <<EOF
   },
   "targets": [$targets_json],
   "ratelimit": $ratelimit_json,
+  "status_paired": $paired_json,
   "peak_rss_mb": $peak_rss
 }
 EOF
