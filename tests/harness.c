@@ -1,11 +1,13 @@
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,4 +353,44 @@ json_t *hs_call_json(int port, const char *method, const char *path, const char 
 void hs_bearer(char *out, size_t cap, const char *token)
 {
     snprintf(out, cap, "Authorization: Bearer %s", token);
+}
+
+int hs_dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+char *hs_exchange(int port, const char *data, size_t len, int timeout_ms, int *closed)
+{
+    int fd = hs_dial(port);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t k = send(fd, data + off, len - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            break; /* refused before we finished: fine, read the answer */
+        off += (size_t)k;
+    }
+    size_t cap = 65536, n = 0;
+    char *out = calloc(1, cap + 1);
+    *closed = 0;
+    double t0 = hs_now_ms();
+    while (hs_now_ms() - t0 < timeout_ms) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t k = recv(fd, out + n, cap - n, 0);
+        if (k <= 0) {
+            *closed = 1;
+            break;
+        }
+        n += (size_t)k;
+        if (n == cap)
+            break;
+    }
+    close(fd);
+    return out;
 }

@@ -29,6 +29,15 @@ typedef struct hs_response {
 /** A TCP port free on 127.0.0.1 right now. */
 int hs_free_port(void);
 
+/** A TCP connection to 127.0.0.1:port (the test fails when it cannot connect). */
+int hs_dial(int port);
+
+/**
+ * Sends raw bytes on a new connection and reads until the server closes it or
+ * timeout_ms pass; *closed says which. Returns what came, NUL-terminated (caller frees).
+ */
+char *hs_exchange(int port, const char *data, size_t len, int timeout_ms, int *closed);
+
 /**
  * Starts `conversa serve` with the test environment plus `env` ("K=V" strings, NULL
  * terminated, may be NULL) and waits until /api/health/live answers (10 s at most).

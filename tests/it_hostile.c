@@ -23,47 +23,6 @@
 
 TestSuite(hostile, .timeout = 180);
 
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s", strerror(errno));
-    return fd;
-}
-
-/* Sends raw bytes and reads until the server closes (or timeout_ms); returns what came (caller frees). */
-static char *exchange(int port, const char *data, size_t len, int timeout_ms, int *closed)
-{
-    int fd = dial(port);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t k = send(fd, data + off, len - off, MSG_NOSIGNAL);
-        if (k <= 0)
-            break; /* refused before we finished: fine, read the answer */
-        off += (size_t)k;
-    }
-    size_t cap = 65536, n = 0;
-    char *out = calloc(1, cap + 1);
-    *closed = 0;
-    double t0 = hs_now_ms();
-    while (hs_now_ms() - t0 < timeout_ms) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        ssize_t k = recv(fd, out + n, cap - n, 0);
-        if (k <= 0) {
-            *closed = 1;
-            break;
-        }
-        n += (size_t)k;
-        if (n == cap)
-            break;
-    }
-    close(fd);
-    return out;
-}
-
 static int count(const char *hay, const char *needle)
 {
     int c = 0;
@@ -75,7 +34,7 @@ static int count(const char *hay, const char *needle)
 static void assert_refused(int port, const char *what, const char *data, size_t len, const char *status)
 {
     int closed;
-    char *out = exchange(port, data, len, 5000, &closed);
+    char *out = hs_exchange(port, data, len, 5000, &closed);
     cr_assert(strncmp(out, status, strlen(status)) == 0, "%s: answered %.120s", what, out);
     cr_assert(strstr(out, "\"error\":{") != NULL, "%s: not the JSON error shape: %.300s", what, out);
     cr_assert(closed, "%s: the connection stayed open", what);
@@ -111,7 +70,7 @@ Test(hostile, smuggling_shapes_are_refused_and_the_connection_closed)
     const char *pair = "GET /api/health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /api/health/live HTTP/1.1\r\nHost: x\r\n"
                        "Connection: close\r\n\r\n";
     int closed;
-    char *out = exchange(s.port, pair, strlen(pair), 5000, &closed);
+    char *out = hs_exchange(s.port, pair, strlen(pair), 5000, &closed);
     cr_assert_eq(count(out, "HTTP/1.1 200 "), 2, "%s", out);
     free(out);
     hs_server_stop(&s);
@@ -137,7 +96,7 @@ Test(hostile, oversized_heads_urls_bodies_and_nesting_are_refused_early)
     /* 1 MB of headers: refused without the server reading it all (h2o stops at its own bound) */
     big = repeat("GET /api/health/live HTTP/1.1\r\nHost: x\r\nX-Big: ", 'a', 1 << 20, "\r\n\r\n");
     int closed;
-    char *out = exchange(s.port, big, strlen(big), 5000, &closed);
+    char *out = hs_exchange(s.port, big, strlen(big), 5000, &closed);
     cr_assert(strncmp(out, "HTTP/1.1 4", 10) == 0 && closed, "1 MB of headers: %.100s", out);
     free(out);
     free(big);
@@ -159,7 +118,7 @@ Test(hostile, oversized_heads_urls_bodies_and_nesting_are_refused_early)
     char *req = malloc((size_t)hn + depth + 1);
     memcpy(req, head, (size_t)hn);
     memcpy(req + hn, nest, depth + 1);
-    out = exchange(s.port, req, (size_t)hn + depth, 5000, &closed);
+    out = hs_exchange(s.port, req, (size_t)hn + depth, 5000, &closed);
     cr_assert(strncmp(out, "HTTP/1.1 400 ", 13) == 0 && strstr(out, "nested deeper") != NULL, "%.300s", out);
     free(out);
     free(req);
@@ -252,7 +211,7 @@ Test(hostile, slowloris_does_not_stop_normal_clients_and_is_cut_off)
     hs_server_start(&s, env);
     static int fds[N];
     for (int i = 0; i != N; ++i) {
-        fds[i] = dial(s.port);
+        fds[i] = hs_dial(s.port);
         fcntl(fds[i], F_SETFL, O_NONBLOCK);
     }
     normal_t *c = calloc(1, sizeof(*c));
@@ -303,7 +262,7 @@ Test(hostile, thousands_of_idle_keep_alive_connections_do_not_stop_normal_client
     static int fds[N];
     static const char req[] = "GET /api/health/live HTTP/1.1\r\nHost: x\r\n\r\n";
     for (int i = 0; i != N; ++i) {
-        fds[i] = dial(s.port);
+        fds[i] = hs_dial(s.port);
         cr_assert_eq(send(fds[i], req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
     }
     /* every one is answered and then left idle, kept alive */

@@ -8,10 +8,7 @@
  * tests/run.sh sets every limit very high so other tests are never limited; each test
  * here sets the limits it checks, and clears the counters the start-up probes made.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,13 +293,8 @@ Test(ratelimit, requests_that_arrive_together_are_counted_one_by_one)
     clear_counters();
     enum { N = 30 };
     int fds[N];
-    for (int i = 0; i != N; ++i) {
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        cr_assert(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
-                  strerror(errno));
-    }
+    for (int i = 0; i != N; ++i)
+        fds[i] = hs_dial(s.port);
     hs_sleep_ms(200); /* every connection accepted: the requests below arrive as one burst */
     char req[512];
     int len = snprintf(req, sizeof(req),
