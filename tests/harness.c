@@ -364,16 +364,8 @@ int hs_dial(int port)
     return fd;
 }
 
-char *hs_exchange(int port, const char *data, size_t len, int timeout_ms, int *closed)
+char *hs_read_all(int fd, int timeout_ms, int *closed)
 {
-    int fd = hs_dial(port);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t k = send(fd, data + off, len - off, MSG_NOSIGNAL);
-        if (k <= 0)
-            break; /* refused before we finished: fine, read the answer */
-        off += (size_t)k;
-    }
     size_t cap = 65536, n = 0;
     char *out = calloc(1, cap + 1);
     *closed = 0;
@@ -393,4 +385,17 @@ char *hs_exchange(int port, const char *data, size_t len, int timeout_ms, int *c
     }
     close(fd);
     return out;
+}
+
+char *hs_exchange(int port, const char *data, size_t len, int timeout_ms, int *closed)
+{
+    int fd = hs_dial(port);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t k = send(fd, data + off, len - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            break; /* refused before we finished: fine, read the answer */
+        off += (size_t)k;
+    }
+    return hs_read_all(fd, timeout_ms, closed);
 }

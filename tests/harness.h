@@ -33,6 +33,12 @@ int hs_free_port(void);
 int hs_dial(int port);
 
 /**
+ * Reads fd until the server closes it or timeout_ms pass (*closed says which), then
+ * closes fd. Returns what came, NUL-terminated (caller frees).
+ */
+char *hs_read_all(int fd, int timeout_ms, int *closed);
+
+/**
  * Sends raw bytes on a new connection and reads until the server closes it or
  * timeout_ms pass; *closed says which. Returns what came, NUL-terminated (caller frees).
  */

@@ -201,7 +201,7 @@ void api_conversations_status(http_request_t *r)
     pg_param_t p[] = {api_db_i64(r, r->auth.company_id), api_db_i64(r, r->auth.user_id)};
     char variant[32];
     util_fmt_t f = util_fmt_on(variant, sizeof(variant)); /* "u=<user>" */
-    util_fmt_mem(&f, "u=", 2);
+    util_fmt_lit(&f, "u=");
     util_fmt_i64(&f, r->auth.user_id);
     api_cache_reply(r, CACHE_STATUS, 0, variant, &conv_status_stmt, p, 2, "counts");
 }
@@ -350,11 +350,11 @@ void api_conversations_messages(http_request_t *r)
                       api_db_i64(r, limit)};
     char variant[80];
     util_fmt_t f = util_fmt_on(variant, sizeof(variant)); /* "b=<before>:a=<after>:l=<limit>" */
-    util_fmt_mem(&f, "b=", 2);
+    util_fmt_lit(&f, "b=");
     util_fmt_i64(&f, before);
-    util_fmt_mem(&f, ":a=", 3);
+    util_fmt_lit(&f, ":a=");
     util_fmt_i64(&f, after);
-    util_fmt_mem(&f, ":l=", 3);
+    util_fmt_lit(&f, ":l=");
     util_fmt_i64(&f, limit);
     api_cache_reply(r, CACHE_MESSAGES, id, variant, has_after ? &msg_after_stmt : &msg_before_stmt, p, 5,
                     "conversation");

@@ -66,11 +66,11 @@ void api_notifications_list(http_request_t *r)
                       api_db_i64(r, page)};
     char variant[80];
     util_fmt_t f = util_fmt_on(variant, sizeof(variant)); /* "r=<unread>:p=<page>:l=<limit>" */
-    util_fmt_mem(&f, "r=", 2);
+    util_fmt_lit(&f, "r=");
     util_fmt_str(&f, unread);
-    util_fmt_mem(&f, ":p=", 3);
+    util_fmt_lit(&f, ":p=");
     util_fmt_i64(&f, page);
-    util_fmt_mem(&f, ":l=", 3);
+    util_fmt_lit(&f, ":l=");
     util_fmt_i64(&f, limit);
     api_cache_reply(r, CACHE_NOTIFICATIONS, r->auth.user_id, variant,
                     strcmp(unread, "true") == 0 ? &notif_list_unread_stmt : &notif_list_all_stmt, p, 4, "page");

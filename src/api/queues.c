@@ -74,7 +74,7 @@ static pg_stmt_t queues_list_stmt = {
     " round(extract(epoch FROM now() - min(j.created_at) FILTER (WHERE j.status = 'queued')), 3) AS oldest"
     " FROM jobs j WHERE j.company_id = $1 AND j.queue = ANY ($2::text[])"
     " AND j.status IN ('queued', 'running', 'failed') GROUP BY j.queue) s ON s.queue = k.queue",
-    2, 0, 1};
+    2, .replan = 1};
 
 void api_queues_list(http_request_t *r)
 {
@@ -92,7 +92,7 @@ static pg_stmt_t queues_failed_stmt = {
     " SELECT json_build_object('data', coalesce((SELECT json_agg(item ORDER BY id DESC) FROM page), '[]'::json),"
     " 'pagination', json_build_object('page', $4::bigint, 'limit', $3::int, 'total',"
     " (SELECT count(*) FROM jobs j WHERE " QUEUES_FAILED_WHERE ")))::text",
-    4, 0, 1};
+    4, .replan = 1};
 
 void api_queues_failed(http_request_t *r)
 {
@@ -114,7 +114,7 @@ static pg_stmt_t queues_retry_stmt = {
     " j.last_error) SELECT json_build_object('data', json_build_object('id', u.id, 'key', u.key, 'status', u.status,"
     " 'attempts', u.attempts, 'max_attempts', u.max_attempts, 'last_error', u.last_error))::text"
     " FROM u, LATERAL (SELECT pg_notify('conversa_jobs', $2)) n",
-    3, 0, 1};
+    3, .replan = 1};
 
 void api_queues_retry(http_request_t *r)
 {
@@ -131,7 +131,7 @@ static pg_stmt_t queues_retry_all_stmt = {
     " RETURNING 1) SELECT json_build_object('data', json_build_object('retried', c.n))::text"
     " FROM (SELECT count(*) AS n FROM u) c, LATERAL (SELECT CASE WHEN c.n > 0 THEN pg_notify('conversa_jobs', $2)"
     " END) n",
-    2, 0, 1};
+    2, .replan = 1};
 
 void api_queues_retry_all(http_request_t *r)
 {

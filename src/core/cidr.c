@@ -33,7 +33,7 @@ void cidr_addr_format(const cidr_addr_t *a, char *out, size_t cap)
         util_fmt_t f = util_fmt_on(out, cap); /* each request's address: no printf */
         for (int i = 12; i != 16; ++i) {
             if (i != 12)
-                util_fmt_mem(&f, ".", 1);
+                util_fmt_lit(&f, ".");
             util_fmt_u64(&f, a->b[i]);
         }
     } else if (inet_ntop(AF_INET6, a->b, out, (socklen_t)cap) == NULL)

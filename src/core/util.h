@@ -77,6 +77,8 @@ typedef struct util_fmt {
 util_fmt_t util_fmt_on(char *buf, size_t cap);
 void util_fmt_mem(util_fmt_t *f, const void *p, size_t n);
 void util_fmt_str(util_fmt_t *f, const char *s);
+/** Appends a string literal, its length counted by the compiler. */
+#define util_fmt_lit(f, lit) util_fmt_mem((f), "" lit, sizeof(lit) - 1)
 /** Decimal. */
 void util_fmt_i64(util_fmt_t *f, int64_t v);
 void util_fmt_u64(util_fmt_t *f, uint64_t v);

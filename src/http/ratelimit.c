@@ -294,9 +294,9 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
     for (size_t i = 0; i != n; ++i) {
         c->groups[i] = groups[i];
         util_fmt_t f = util_fmt_on(c->keys[i], sizeof(c->keys[i])); /* "rl:<group>:<key, cut>" */
-        util_fmt_mem(&f, "rl:", 3);
+        util_fmt_lit(&f, "rl:");
         util_fmt_str(&f, ratelimit_names[groups[i]]);
-        util_fmt_mem(&f, ":", 1);
+        util_fmt_lit(&f, ":");
         util_fmt_mem(&f, keys[i], strnlen(keys[i], RATELIMIT_KEY_MAX));
         uint64_t h = c->hashes[i] = util_hash(c->keys[i], f.len);
         ratelimit_blocked_t *b = ratelimit_slot(rl, h);
@@ -362,20 +362,20 @@ void ratelimit_headers(const ratelimit_verdict_t *v, char *policy, size_t policy
         const config_limit_t *lim = ratelimit_limit(v->items[i].group);
         const char *name = ratelimit_names[v->items[i].group];
         if (i != 0) {
-            util_fmt_mem(&p, ", ", 2);
-            util_fmt_mem(&s, ", ", 2);
+            util_fmt_lit(&p, ", ");
+            util_fmt_lit(&s, ", ");
         }
-        util_fmt_mem(&p, "\"", 1);
+        util_fmt_lit(&p, "\"");
         util_fmt_str(&p, name);
-        util_fmt_mem(&p, "\";q=", 4);
+        util_fmt_lit(&p, "\";q=");
         util_fmt_u64(&p, lim->points);
-        util_fmt_mem(&p, ";w=", 3);
+        util_fmt_lit(&p, ";w=");
         util_fmt_u64(&p, lim->duration_s);
-        util_fmt_mem(&s, "\"", 1);
+        util_fmt_lit(&s, "\"");
         util_fmt_str(&s, name);
-        util_fmt_mem(&s, "\";r=", 4);
+        util_fmt_lit(&s, "\";r=");
         util_fmt_u64(&s, v->items[i].remaining);
-        util_fmt_mem(&s, ";t=", 3);
+        util_fmt_lit(&s, ";t=");
         util_fmt_u64(&s, v->items[i].reset_s);
     }
 }

@@ -87,9 +87,9 @@ static void http_request_id(http_thread_t *t, h2o_req_t *req, char *out, size_t 
     }
     util_fmt_t f = util_fmt_on(out, cap); /* "%08x-%x-%llx": prefix, thread, count */
     util_fmt_hex(&f, http_id_prefix, 8);
-    util_fmt_mem(&f, "-", 1);
+    util_fmt_lit(&f, "-");
     util_fmt_hex(&f, (uint64_t)t->index, 0);
-    util_fmt_mem(&f, "-", 1);
+    util_fmt_lit(&f, "-");
     util_fmt_hex(&f, ++t->next_request, 0);
 }
 

@@ -119,12 +119,12 @@ static pg_stmt_t worker_fail_stmt = {
     " FROM unnest($1::int8[], $2::int8[], $3::text[], $6::int8[]) f(company, id, error, delay)"
     " WHERE j.company_id = f.company AND j.id = f.id AND j.status = 'running' AND j.locked_by = $5"
     " RETURNING j.id, j.status, f.delay",
-    6, 0, 1};
+    6, .replan = 1};
 
 /* Milliseconds until the earliest scheduled retry; NULL when none is waiting. */
 static pg_stmt_t worker_due_stmt = {"SELECT ceil(extract(epoch FROM min(run_at) - now()) * 1000)::bigint FROM jobs"
                                     " WHERE queue = $1 AND status = 'queued' AND run_at > now()",
-                                    1, 0, 1};
+                                    1, .replan = 1};
 
 static pg_stmt_t worker_recover_stmt = {
     "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,"
@@ -132,7 +132,7 @@ static pg_stmt_t worker_recover_stmt = {
     " last_error = 'its worker stopped answering (lease expired after attempt ' || attempts || ')'"
     " WHERE status = 'running' AND locked_until < now() AND queue = $1"
     " RETURNING status",
-    1, 0, 1};
+    1, .replan = 1};
 
 /*
  * Counting is linear in the backlog (a few hundred ms at 200,000 queued jobs), hence
@@ -168,7 +168,7 @@ static pg_stmt_t worker_prune_stmt = {
     "DELETE FROM jobs WHERE (company_id, id) IN (SELECT company_id, id FROM jobs"
     " WHERE status = 'completed' AND completed_at < now() - $2::bigint * interval '1 second' AND queue = $1"
     " LIMIT " WORKER_PRUNE_BATCH ")",
-    2, 0, 1};
+    2, .replan = 1};
 
 /* ---- slots ---- */
 
@@ -672,8 +672,8 @@ queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency)
     strbuf_printf(&w->claim_sql, WORKER_CLAIM_SQL, q, w->def.batch);
     strbuf_init(&w->stats_sql);
     strbuf_printf(&w->stats_sql, WORKER_STATS_SQL, q, q, q, q);
-    w->claim_stmt = (pg_stmt_t){w->claim_sql.data, 2, 0, 1};
-    w->stats_stmt = (pg_stmt_t){w->stats_sql.data, 0, 0, 1};
+    w->claim_stmt = (pg_stmt_t){w->claim_sql.data, 2, .replan = 1};
+    w->stats_stmt = (pg_stmt_t){w->stats_sql.data, 0, .replan = 1};
     /* made here so that queue_worker_stop() can always reach the loop */
     w->loop = h2o_evloop_create();
     w->mq = h2o_multithread_create_queue(w->loop);
