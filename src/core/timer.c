@@ -1,6 +1,8 @@
 #include "core/timer.h"
 #include "core/util.h"
 
+#include <stdlib.h>
+
 static void loop_timer_fire(h2o_timeout_entry_t *entry)
 {
     loop_timer_t *t = util_container_of(entry, loop_timer_t, entry);
@@ -54,4 +56,11 @@ void loop_timer_dispose(loop_timer_t *t)
             h2o_timeout_dispose(t->loop, &t->group[i]);
             t->initialized[i] = 0;
         }
+}
+
+void loop_thread_release(void)
+{
+    h2o_mem_recycle_t *recycled = &h2o_socket_buffer_prototype.allocator;
+    while (recycled->cnt != 0)
+        free(h2o_mem_alloc_recycle(recycled, 1));
 }

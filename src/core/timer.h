@@ -11,6 +11,9 @@
  * another duration must therefore go into another group object, or it would be seen
  * as due again at once and spin. The group left behind is disposed on a later start,
  * never while h2o may be running it.
+ *
+ * Also here, as the other thing a loop's thread must do before it ends:
+ * loop_thread_release().
  */
 #ifndef CONVERSA_CORE_TIMER_H
 #define CONVERSA_CORE_TIMER_H
@@ -44,5 +47,12 @@ int loop_timer_armed(const loop_timer_t *t);
 
 /** Disarms and releases the timer's resources. */
 void loop_timer_dispose(loop_timer_t *t);
+
+/**
+ * Frees the socket buffers h2o keeps for reuse on the calling thread (a per-thread list
+ * with no call of its own to empty it). For a thread that ran a loop, once the loop is
+ * destroyed or about to be: the buffers of sockets still open are not in the list.
+ */
+void loop_thread_release(void);
 
 #endif

@@ -1,5 +1,6 @@
 #include "http/server.h"
 #include "http/peer.h"
+#include "core/timer.h"
 #include "http/ratelimit.h"
 #include "http/reply.h"
 #include "http/web.h"
@@ -503,10 +504,7 @@ static void *http_thread_main(void *arg)
     h2o_context_dispose(&t->ctx);
     /* h2o 2.2.5's dispose closes the context's message queue but does not free it */
     free(t->ctx.queue);
-    /* Socket buffers h2o keeps for reuse on this thread: popping each returns it to us. */
-    h2o_mem_recycle_t *recycled = &h2o_socket_buffer_prototype.allocator;
-    while (recycled->cnt != 0)
-        free(h2o_mem_alloc_recycle(recycled, 1));
+    loop_thread_release();
     if (t->nconns == 0)
         h2o_evloop_destroy(t->loop);
     log_thread_done();

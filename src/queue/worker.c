@@ -9,7 +9,9 @@
 #include "store/pgarray.h"
 
 #include <inttypes.h>
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,7 @@ struct queue_worker {
     h2o_loop_t *loop;
     h2o_multithread_queue_t *mq;
     h2o_multithread_receiver_t receiver;
+    sem_t ready; /* posted by the thread once loop, mq and receiver exist */
     h2o_multithread_message_t stop_msg;
     int stop_seen; /* the stop message was taken off the queue (on the worker's thread) */
     h2o_multithread_message_t wake_msg;
@@ -594,6 +597,19 @@ static void *worker_main(void *arg)
 {
     queue_worker_t *w = arg;
     util_thread_name("queue-%s", w->def.name);
+    /*
+     * The loop and its message queue are made on this thread, not by the starter: h2o
+     * 2.2.5 gives a socket the input buffers of the thread that creates it (a per-thread
+     * free list, not locked), and the queue's pipe is a socket that takes a buffer from
+     * that list at each wake-up and gives it back once read. Made on the starting
+     * thread, all workers' pipes shared its list from their own threads at once: a
+     * buffer could be handed out twice, and read into after it was freed (seen under
+     * the soak load, as a crash one run in a few).
+     */
+    w->loop = h2o_evloop_create();
+    w->mq = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->mq, &w->receiver, worker_on_message);
+    sem_post(&w->ready);
     w->metrics = metrics_shard_new();
     metrics_shard_bind(w->metrics);
     pg_pool_config_t pc = {
@@ -639,6 +655,7 @@ static void *worker_main(void *arg)
     h2o_multithread_destroy_queue(w->mq);
     free(w->mq); /* h2o 2.2.5's destroy closes the queue but does not free it */
     h2o_evloop_destroy(w->loop);
+    loop_thread_release();
     log_thread_done();
     return NULL;
 }
@@ -674,12 +691,13 @@ queue_worker_t *queue_worker_start(const queue_def_t *def, unsigned concurrency)
     strbuf_printf(&w->stats_sql, WORKER_STATS_SQL, q, q, q, q);
     w->claim_stmt = (pg_stmt_t){w->claim_sql.data, 2, .replan = 1};
     w->stats_stmt = (pg_stmt_t){w->stats_sql.data, 0, .replan = 1};
-    /* made here so that queue_worker_stop() can always reach the loop */
-    w->loop = h2o_evloop_create();
-    w->mq = h2o_multithread_create_queue(w->loop);
-    h2o_multithread_register_receiver(w->mq, &w->receiver, worker_on_message);
-    if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
+    /* the thread's loop exists before this returns, so queue_worker_stop() can always reach it */
+    if (sem_init(&w->ready, 0, 0) != 0 || pthread_create(&w->tid, NULL, worker_main, w) != 0)
         util_fatal("queue: cannot start the worker thread");
+    while (sem_wait(&w->ready) != 0)
+        if (errno != EINTR)
+            util_fatal("queue: sem_wait: %s", strerror(errno));
+    sem_destroy(&w->ready);
     w->wake = (queue_wake_sub_t){.queue = w->def.name, .fn = worker_on_wake, .data = w};
     queue_wake_subscribe(&w->wake);
     return w;
