@@ -6,7 +6,6 @@
 #include "core/waiter.h"
 #include "ops/metrics.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,13 +120,13 @@ static size_t cache_company_key(char *buf, size_t size, int64_t company, const c
                                 int has_id, int64_t id)
 {
     util_fmt_t f = util_fmt_on(buf, size);
-    util_fmt_mem(&f, "{c:", 3);
+    util_fmt_lit(&f, "{c:");
     util_fmt_i64(&f, company);
-    util_fmt_mem(&f, "}:", 2);
+    util_fmt_lit(&f, "}:");
     util_fmt_str(&f, infix);
     util_fmt_str(&f, name);
     if (has_id) {
-        util_fmt_mem(&f, ":", 1);
+        util_fmt_lit(&f, ":");
         util_fmt_i64(&f, id);
     }
     return f.full ? 0 : f.len;
@@ -241,16 +240,6 @@ static int cache_usable(const cache_thread_t *t)
 /* ---- reads ---- */
 
 /*
- * Reads. The generation and the value must be read together, atomically. The function
- * call (FCALL conversa_get_2) does that in one round trip but runs Lua, which costs
- * Redis more than the read itself. So each thread remembers the last generation it saw
- * per scope (a hint, never trusted) and asks MGET <generation key> <key at the hinted
- * generation>: one round trip, one atomic command. When the generation read is the
- * hinted one, the value is the current generation's; when it moved, a second GET reads
- * the key at the generation just read; when it does not exist yet, the function call
- * creates it.
- */
-/*
  * The hints: a set-associative table, so a scope's hint stays until CACHE_HINT_WAYS
  * other scopes of its set were used more recently. (Mapped to one slot each, two scopes
  * sharing a slot pushed each other out at every read, and each such read paid for the
@@ -279,12 +268,12 @@ static void cache_hint_store(cache_thread_t *t, uint64_t hash, const char *genke
                              size_t genlen)
 {
     cache_hint_t *set = cache_hint_set(t, hash), *h = cache_hint_find(t, hash, genkey);
-    for (size_t i = 0; h == NULL && i != CACHE_HINT_WAYS; ++i)
-        if (set[i].hash == 0)
-            h = &set[i];
-    for (size_t i = 0; h == NULL && i != CACHE_HINT_WAYS; ++i)
-        if (i == 0 || set[i].used < h->used)
-            h = &set[i];
+    if (h == NULL) {
+        h = &set[0]; /* an empty way (used 0) or else the least recently used one */
+        for (size_t i = 1; i != CACHE_HINT_WAYS; ++i)
+            if (set[i].used < h->used)
+                h = &set[i];
+    }
     h->hash = hash;
     h->used = ++t->hint_clock;
     memcpy(h->key, genkey, genkeylen + 1);
@@ -292,6 +281,16 @@ static void cache_hint_store(cache_thread_t *t, uint64_t hash, const char *genke
     h->genlen = (uint32_t)genlen;
 }
 
+/*
+ * Reads. The generation and the value must be read together, atomically. The function
+ * call (FCALL conversa_get_2) does that in one round trip but runs Lua, which costs
+ * Redis more than the read itself. So each thread remembers the last generation it saw
+ * per scope (a hint, never trusted) and asks MGET <generation key> <key at the hinted
+ * generation>: one round trip, one atomic command. When the generation read is the
+ * hinted one, the value is the current generation's; when it moved, a second GET reads
+ * the key at the generation just read; when it does not exist yet, the function call
+ * creates it.
+ */
 typedef struct cache_get_req {
     cache_thread_t *thread;
     waiter_t waiter;
@@ -336,9 +335,9 @@ static int cache_get_key(cache_get_req_t *g, const char *gen, size_t genlen)
 {
     util_fmt_t f = util_fmt_on(g->key, sizeof(g->key));
     util_fmt_mem(&f, g->prefix, g->prefixlen);
-    util_fmt_mem(&f, ":g", 2);
+    util_fmt_lit(&f, ":g");
     util_fmt_mem(&f, gen, genlen);
-    util_fmt_mem(&f, ":", 1);
+    util_fmt_lit(&f, ":");
     util_fmt_mem(&f, g->variant, g->variantlen);
     g->keylen = f.full ? 0 : f.len;
     return f.full ? -1 : 0;
