@@ -79,7 +79,11 @@ export default async function signin(t) {
     const names = new Set();
     for (const tab of TABS) {
         await page.getByTestId('tab-' + tab).click();
-        checkEqual(await page.getByTestId('tab-' + tab).getAttribute('aria-selected'), 'true', `tab ${tab} selected`);
+        // the click changes the location; the tabs are drawn again when the page sees it
+        await waitUntil(async () => (await page.getByTestId('tab-' + tab).getAttribute('aria-selected')) === 'true', {
+            timeout: 5000,
+            message: `tab ${tab} selected`,
+        });
         await waitUntil(
             async () => {
                 await page.locator('.conv-scroll').evaluate((e) => {
