@@ -104,6 +104,11 @@ Test(seed_scale, seeds_exact_skewed_consistent_data_once)
 
     expect(COUNTS, COUNTS_SMALL);
     expect_counters_exact();
+    /* vacuumed and analysed by the seed itself, not left to autovacuum */
+    expect("SELECT count(*) FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+           " AND relname IN ('companies', 'users', 'contacts', 'conversations', 'messages', 'notifications',"
+           " 'conversation_counts', 'contact_counts', 'notification_counts')",
+           "9");
 
     /* skew: the largest company holds more than 10% of the conversations, the smallest at least one
      * of everything */
