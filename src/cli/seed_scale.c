@@ -31,10 +31,10 @@
  * --replace, which deletes them (children first, then the companies, whose delete
  * cascades to the rest) in that same transaction. The counter tables of migration
  * 0002 follow by their statement-level triggers. VACUUM (ANALYZE) runs after the commit:
- * a freshly loaded table is otherwise vacuumed by autovacuum later, a scan of every
- * page that dirties them all (hint bits, visibility map) and fills the WAL, on the
- * same cores as whatever is measured next (it held the dashboard bench's p99 at
- * 300-485 ms while it ran on the 10 million messages).
+ * a freshly loaded table is otherwise vacuumed by autovacuum later, a read of every
+ * page that dirties them all (hint bits, visibility map) and writes them back, on the
+ * same cores and disk as whatever is measured next (it held the dashboard bench's p99
+ * at 300-485 ms while it ran on the 10 million messages).
  * Exit status: 0 done or already there, 1 database failure, 2 bad flags.
  */
 #include "cli/cli.h"
