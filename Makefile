@@ -115,6 +115,9 @@ $(BUILD)/bench/%.o: bench/%.c | deps-build
 $(BUILD)/bench/webhook-gen: $(BUILD)/bench/webhook_gen.o $(LIB_OBJS)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/bench/stall-probe: $(BUILD)/bench/stall_probe.o
+	$(CC) $(LDFLAGS) $^ -o $@
+
 # A steady mixed load for SOAK_SECONDS (default 1800); fails if RSS or fds keep growing.
 soak: all $(BUILD)/bench/webhook-gen
 	@scripts/deps.sh --install servers test bench
@@ -141,12 +144,12 @@ stop:
 		rm -f $(DATA_DIR)/fake-meta.pid; echo "fake-meta: stopped"; fi
 	@scripts/stack.sh stop $(DATA_DIR) || true
 
-bench: all $(BUILD)/bench/webhook-gen
+bench: all $(BUILD)/bench/webhook-gen $(BUILD)/bench/stall-probe
 	@scripts/deps.sh --install servers bench
 	CONVERSA_BIN=$(BIN) bench/run.sh
 	CONVERSA_BIN=$(BIN) bench/api.sh
 	CONVERSA_BIN=$(BIN) bench/dashboard.sh
-	CONVERSA_BIN=$(BIN) WEBHOOK_GEN=$(BUILD)/bench/webhook-gen bench/webhooks.sh
+	CONVERSA_BIN=$(BIN) WEBHOOK_GEN=$(BUILD)/bench/webhook-gen STALL_PROBE=$(BUILD)/bench/stall-probe bench/webhooks.sh
 	CONVERSA_BIN=$(BIN) bench/campaign.sh
 
 format:

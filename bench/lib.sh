@@ -4,8 +4,8 @@
 # `conversa serve` on a free port. Sourced, not run; messages are prefixed with
 # BENCH_NAME (default: the script's file name).
 #
-# Sets ROOT (and cd's there), CONVERSA_BIN (absolute), BENCH_DIR, RESULTS_DIR and
-# SCALE_ARGS; bench_stack_up sets DATABASE_URL, REDIS_URL, PG_PORT and ENCRYPTION_KEY;
+# Sets ROOT (and cd's there), CONVERSA_BIN and STALL_PROBE (absolute), BENCH_DIR,
+# RESULTS_DIR and SCALE_ARGS; bench_stack_up sets DATABASE_URL, REDIS_URL, PG_PORT and ENCRYPTION_KEY;
 # start_conversa sets port and conv_pid.
 
 BENCH_SCRIPT=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
@@ -16,6 +16,8 @@ CONVERSA_BIN=${CONVERSA_BIN:-build/release/conversa}
 BENCH_DIR=${BENCH_DIR:-$ROOT/.data/bench}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 SCALE_ARGS=${SCALE_ARGS:-}
+STALL_PROBE=${STALL_PROBE:-build/release/bench/stall-probe}
+[[ "$STALL_PROBE" == /* ]] || STALL_PROBE=$ROOT/$STALL_PROBE
 BENCH_NAME=${BENCH_NAME:-$(basename "$0")}
 # a folder of the script's own, removed on exit when set
 BENCH_TMP=${BENCH_TMP:-}
@@ -37,9 +39,11 @@ die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
 conv_pid=""
 port=""
 nginx_pid_file=""
+stall_pid=""
 bench_cleanup() {
   local rc=$?
   [[ -n "$conv_pid" ]] && kill "$conv_pid" 2>/dev/null && wait "$conv_pid" 2>/dev/null
+  [[ -n "$stall_pid" ]] && kill "$stall_pid" 2>/dev/null
   [[ -n "$nginx_pid_file" && -s "$nginx_pid_file" ]] && kill "$(<"$nginx_pid_file")" 2>/dev/null
   scripts/stack.sh stop "$BENCH_DIR/stack" >/dev/null 2>&1 || true
   [[ -n "$BENCH_TMP" ]] && rm -rf "$BENCH_TMP"
@@ -175,6 +179,23 @@ bench_nginx_up() {
     { cat "$BENCH_TMP/nginx-start.log" "$BENCH_TMP/nginx-error.log" >&2 2>/dev/null; die "nginx did not start"; }
   # shellcheck disable=SC2034 # for the bench that sourced this
   nginx_url="http://127.0.0.1:$p/static"
+}
+
+# stall_probe_start: bench/stall_probe.c (STALL_PROBE) in the background until
+# stall_probe_stop, which sets stall_line to its STALLS line: how long this machine
+# kept a sleeping thread from running meanwhile. Needs BENCH_TMP. Not to be called in
+# a subshell ($(...)): only this shell can wait for the probe to write its line.
+stall_probe_start() {
+  [[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
+  "$STALL_PROBE" >"$BENCH_TMP/stalls.txt" &
+  stall_pid=$!
+}
+stall_probe_stop() {
+  kill -INT "$stall_pid" 2>/dev/null || true
+  wait "$stall_pid" 2>/dev/null || true
+  stall_pid=""
+  # shellcheck disable=SC2034 # for the bench that sourced this
+  stall_line=$(grep '^STALLS' "$BENCH_TMP/stalls.txt") || die "stall-probe printed no STALLS line"
 }
 
 # Stops the server start_conversa started (SIGTERM: it finishes in-flight requests).

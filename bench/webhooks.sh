@@ -15,7 +15,13 @@
 #   2. the same with QUEUE_CONCURRENCY=2 (the default: workers apply while webhooks
 #      keep arriving).
 #   3. both again without pauses (ingest+workers, ingest): the most the machine acks.
-#   Each starts from an empty queue after a checkpoint (bench_settle in bench/lib.sh);
+#   Each starts from an empty queue after a checkpoint (bench_settle in bench/lib.sh).
+#   Beside each measured load, bench/stall_probe.c sleeps 1 ms in a loop: the sleeps
+#   that ended over 4 ms late (a thread kept waiting for a CPU that long), the
+#   latest, and the median time between such stalls, in the "stalls" columns.
+#   When the machine stalls every thread, every request in flight waits too, and on
+#   two cores a few such stalls a second are a p99 of their own; the probe tells
+#   that p99 from one the server makes.
 #   the last leaves the backlog for 4.
 #   4. drain: `conversa serve` with no HTTP load, QUEUE_CONCURRENCY=2 for DRAIN seconds,
 #      then QUEUE_CONCURRENCY=8 for DRAIN seconds on what is left: jobs applied per
@@ -26,7 +32,7 @@
 # Prints a table; writes bench/results/webhooks-<UTC stamp>.json and webhooks-latest.json.
 #
 # Environment: CONVERSA_BIN (default build/release/conversa), WEBHOOK_GEN
-# (build/release/bench/webhook-gen), DURATION (15s), CONNECTIONS (64), COUNT (300000),
+# (build/release/bench/webhook-gen), STALL_PROBE (build/release/bench/stall-probe), DURATION (15s), CONNECTIONS (64), COUNT (300000),
 # CONTACTS (5000), DRAIN (20), RATE (5000), BENCH_DIR (.data/bench), RESULTS_DIR
 # (bench/results).
 set -euo pipefail
@@ -46,6 +52,7 @@ for v in CONNECTIONS COUNT CONTACTS DRAIN RATE; do
 done
 command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
 [[ -x "$WEBHOOK_GEN" ]] || die "$WEBHOOK_GEN not found; run: make $WEBHOOK_GEN"
+[[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
 
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/conversa-webhooks.XXXXXX")
 bench_stack_up
@@ -74,12 +81,15 @@ run_wrk() {
     "${4:-/api/webhooks/meta/$slug}" ${2:+"$2"}
 }
 
-# measure MODE RATE [BASE PATH]: a warm-up, then the measured load (run_wrk); sets
-# result[MODE] to its RESULT line
-declare -A result
+# measure MODE RATE [BASE PATH]: a warm-up, then the measured load (run_wrk) with the
+# stall probe beside it; sets result[MODE] and stalls[MODE] to their RESULT and STALLS lines
+declare -A result stalls
 measure() {
   run_wrk "$WARMUP" "$2" "${@:3}" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "wrk failed"; }
+  stall_probe_start
   run_wrk "$DURATION" "$2" "${@:3}" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "wrk failed"; }
+  stall_probe_stop
+  stalls[$1]=$stall_line
   result[$1]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "no RESULT line"; }
 }
 
@@ -154,23 +164,28 @@ flood ingest 0
 drain 2
 drain 8
 
-printf '%-16s %9s %8s %8s %8s %7s %8s\n' run "acks/s" "p50 ms" "p90 ms" "p99 ms" errors non-2xx
+printf '%-16s %9s %8s %8s %8s %7s %8s %21s\n' run "acks/s" "p50 ms" "p90 ms" "p99 ms" errors non-2xx \
+  "stalls >4ms/max/every"
 for mode in paced "nginx, paced" "paced+workers" ingest "ingest+workers"; do
-  line=${result[$mode]}
-  printf '%-16s %9.0f %8.2f %8.2f %8.2f %7s %8s\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
-    "$(field p90 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$(field non2xx "$line")"
+  line=${result[$mode]} st=${stalls[$mode]}
+  printf '%-16s %9.0f %8.2f %8.2f %8.2f %7s %8s %8s %5.1f %5s ms\n' "$mode" "$(field rps "$line")" \
+    "$(field p50 "$line")" "$(field p90 "$line")" "$(field p99 "$line")" "$(field errors "$line")" \
+    "$(field non2xx "$line")" "$(field over4 "$st")" "$(field max "$st")" "$(field period "$st")"
 done
 for c in 2 8; do
   printf 'workers at concurrency %s: %s jobs (messages) applied/s (backlog %s jobs)\n' "$c" "${rate[$c]}" "${backlog[$c]}"
 done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-# run_json MODE: result[MODE] as a JSON object
+# run_json MODE: result[MODE] and stalls[MODE] as a JSON object
 run_json() {
-  local line=${result[$1]}
-  printf '{"run":"%s","acks_per_s":%s,"p50_ms":%s,"p90_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s,"requests":%s}' \
+  local line=${result[$1]} st=${stalls[$1]}
+  printf '{"run":"%s","acks_per_s":%s,"p50_ms":%s,"p90_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s,"requests":%s,' \
     "$1" "$(field rps "$line")" "$(field p50 "$line")" "$(field p90 "$line")" "$(field p99 "$line")" \
     "$(field errors "$line")" "$(field non2xx "$line")" "$(field requests "$line")"
+  printf '"stalls":{"samples":%s,"over4":%s,"over10":%s,"p99_ms":%s,"max_ms":%s,"period_ms":%s}}' \
+    "$(field samples "$st")" "$(field over4 "$st")" "$(field over10 "$st")" "$(field p99 "$st")" \
+    "$(field max "$st")" "$(field period "$st")"
 }
 runs=()
 for mode in paced "paced+workers" ingest "ingest+workers"; do
