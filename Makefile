@@ -148,9 +148,9 @@ bench: all $(BUILD)/bench/webhook-gen $(BUILD)/bench/stall-probe
 	@scripts/deps.sh --install servers bench
 	CONVERSA_BIN=$(BIN) bench/run.sh
 	CONVERSA_BIN=$(BIN) bench/api.sh
-	CONVERSA_BIN=$(BIN) bench/dashboard.sh
+	CONVERSA_BIN=$(BIN) STALL_PROBE=$(BUILD)/bench/stall-probe bench/dashboard.sh
 	CONVERSA_BIN=$(BIN) WEBHOOK_GEN=$(BUILD)/bench/webhook-gen STALL_PROBE=$(BUILD)/bench/stall-probe bench/webhooks.sh
-	CONVERSA_BIN=$(BIN) bench/campaign.sh
+	CONVERSA_BIN=$(BIN) STALL_PROBE=$(BUILD)/bench/stall-probe bench/campaign.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*.h tests/*.c tests/*.h)

@@ -15,7 +15,8 @@
 #      answer written; the rest of wrk's time is the sockets and the wait for a core).
 #      Then the same load on the reference, a private nginx answering a fixed body
 #      (bench/nginx.conf.in, as bench/run.sh): what this machine gives a server that
-#      does no work at all.
+#      does no work at all. Beside each of these loads, bench/stall_probe.c counts the
+#      times the machine kept a ready thread from a core over 4 ms, and the longest.
 #   2. the campaign is triggered; 5 s in, the same API load for API_DURATION while it
 #      sends, then the same on nginx (so the campaign must last 5 s + twice
 #      API_DURATION: the script says so when the reference ran past its end).
@@ -30,8 +31,8 @@
 #
 # Prints a table; writes bench/results/campaign-<UTC stamp>.json and campaign-latest.json.
 #
-# Environment: CONVERSA_BIN (default build/release/conversa), RECIPIENTS (100000),
-# RATE (1000), API_RATE (1000), API_CONNECTIONS (8), API_DURATION (30s), BENCH_DIR
+# Environment: CONVERSA_BIN (default build/release/conversa), STALL_PROBE
+# (build/release/bench/stall-probe), RECIPIENTS (100000), RATE (1000), API_RATE (1000), API_CONNECTIONS (8), API_DURATION (30s), BENCH_DIR
 # (.data/bench), RESULTS_DIR (bench/results).
 set -euo pipefail
 RECIPIENTS=${RECIPIENTS:-100000}
@@ -48,6 +49,7 @@ done
 [[ "$RATE" -le 1000 ]] || die "RATE must be at most 1000 (Meta's highest tier)"
 command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
 command -v jq >/dev/null || die "jq not found; run: scripts/deps.sh --install bench"
+[[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
 
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/conversa-campaign.XXXXXX")
 fake_pid=""
@@ -98,13 +100,18 @@ status_hist() {
 
 # api_load conversa|nginx: the API load on conversa or on the reference; prints its
 # RESULT line, with slow5= the share (%) of its requests that conversa itself (request
-# parsed to response written) took over 5 ms (null for nginx)
+# parsed to response written) took over 5 ms (null for nginx), and stalls4= and
+# stallmax= from the stall probe run beside it (bench/stall_probe.c: how often and how
+# long the machine kept a ready thread from a core over 4 ms meanwhile)
 api_load() {
   local fast0 all0 fast1 all1 line url="http://127.0.0.1:$port/api/v1/conversations/status"
   [[ $1 == conversa ]] || url=$nginx_url
   [[ $1 != conversa ]] || read -r fast0 all0 < <(status_hist)
+  stall_probe_start
   line=$(wrk -t1 -c"$API_CONNECTIONS" -d"$API_DURATION" -s bench/report.lua -H "Authorization: Bearer $token" \
     "$url" -- "$API_RATE" "$API_CONNECTIONS" | grep '^RESULT')
+  stall_probe_stop
+  line+=" stalls4=$(field over4 "$stall_line") stallmax=$(field max "$stall_line")"
   if [[ $1 != conversa ]]; then
     echo "$line slow5=null"
     return
@@ -207,8 +214,8 @@ printf '  accounted recipients   %s (failed %s); all read after %s s\n' "$accoun
 printf '  trigger to completed   %s s; conversa CPU %s %% of one core, peak RSS %s MiB\n' "$send_s" "$cpu_pct" "$rss_mb"
 printf '  meanwhile              PostgreSQL %s %%, Redis %s %%, the stand-in %s %% of one core\n' "$pg_pct" "$redis_pct" "$fake_pct"
 printf '  seconds under 95 %%     %s\n' "${slow:-none}"
-printf '  %-30s %9s %8s %8s %8s %7s %12s\n' "API /conversations/status" "req/s" "p50 ms" "p95 ms" "p99 ms" errors \
-  "server >5ms"
+printf '  %-30s %9s %8s %8s %8s %7s %12s %16s\n' "API /conversations/status" "req/s" "p50 ms" "p95 ms" "p99 ms" errors \
+  "server >5ms" "stalls >4ms/max"
 for run in baseline during "nginx, baseline" "nginx, during"; do
   case $run in
   baseline) line=$base ;;
@@ -218,14 +225,16 @@ for run in baseline during "nginx, baseline" "nginx, during"; do
   esac
   slow=$(field slow5 "$line")
   [[ $slow == null ]] && slow=- || slow=$slow%
-  printf '  %-30s %9.0f %8.2f %8.2f %8.2f %7s %12s\n' "$run" "$(field rps "$line")" "$(field p50 "$line")" \
-    "$(field p95 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$slow"
+  printf '  %-30s %9.0f %8.2f %8.2f %8.2f %7s %12s %10s %5.1f\n' "$run" "$(field rps "$line")" "$(field p50 "$line")" \
+    "$(field p95 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$slow" "$(field stalls4 "$line")" \
+    "$(field stallmax "$line")"
 done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 api_json() {
-  printf '{"rps":%s,"p50_ms":%s,"p95_ms":%s,"p99_ms":%s,"errors":%s,"server_over_5ms_pct":%s}' "$(field rps "$1")" \
-    "$(field p50 "$1")" "$(field p95 "$1")" "$(field p99 "$1")" "$(field errors "$1")" "$(field slow5 "$1")"
+  printf '{"rps":%s,"p50_ms":%s,"p95_ms":%s,"p99_ms":%s,"errors":%s,"server_over_5ms_pct":%s,"stalls_over4":%s,"stall_max_ms":%s}' \
+    "$(field rps "$1")" "$(field p50 "$1")" "$(field p95 "$1")" "$(field p99 "$1")" "$(field errors "$1")" \
+    "$(field slow5 "$1")" "$(field stalls4 "$1")" "$(field stallmax "$1")"
 }
 cat >"$RESULTS_DIR/campaign-$stamp.json" <<EOT
 {"date":"$stamp","recipients":$RECIPIENTS,"rate":$RATE,"achieved_per_s":$achieved,"deviation_pct":$deviation,

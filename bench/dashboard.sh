@@ -21,10 +21,13 @@
 # to spare, which is how a server is run); cache off (CACHE_ENABLED=0). Prints req/s,
 # p50/p95/p99, socket errors, non-2xx answers and the cache hit rate from the
 # cache_hits_total / cache_misses_total counters of /api/metrics over the run (n/a when
-# the server has none), overall and per cache; writes the JSON to
+# the server has none), overall and per cache, and beside each measured load what the
+# stall probe saw (bench/stall_probe.c: the times the machine kept a ready thread from
+# a core over 4 ms, and the longest); writes the JSON to
 # bench/results/dashboard-<UTC stamp>.json and dashboard-latest.json.
 #
-# Environment: CONVERSA_BIN (default build/release/conversa), DURATION (15s),
+# Environment: CONVERSA_BIN (default build/release/conversa), STALL_PROBE
+# (build/release/bench/stall-probe), DURATION (15s),
 # CONNECTIONS (64), AGENTS (256), COMPANIES (64), WRITE_PCT (2), PACE_PCT (50), SCALE_ARGS (extra
 # flags for `conversa seed --scale`), BENCH_DIR (.data/bench), RESULTS_DIR (bench/results).
 set -euo pipefail
@@ -48,6 +51,7 @@ if ! [[ "$WRITE_PCT" =~ ^[0-9]+(\.[0-9]+)?$ ]] || ! awk -v p="$WRITE_PCT" 'BEGIN
 fi
 WRITE_PCT=$(awk -v p="$WRITE_PCT" 'BEGIN { print p + 0 }')
 command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
+[[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
 # "cache on" is the default configuration, whatever the caller's environment says
 unset CACHE_ENABLED
 
@@ -183,7 +187,7 @@ run_wrk() {
 }
 
 modes=("cache on" "cache on, paced" "cache off")
-declare -A result rates
+declare -A result rates stalls
 for mode in "${modes[@]}"; do
   env_extra=(SEND_CONCURRENCY=0)
   [[ "$mode" == "cache off" ]] && env_extra+=(CACHE_ENABLED=0)
@@ -204,7 +208,10 @@ for mode in "${modes[@]}"; do
   note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections$offered"
   run_wrk "$WARMUP" "$rate" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "$mode: wrk failed"; }
   scrape_cache >"$BENCH_TMP/before.txt" || die "$mode: /api/metrics failed"
+  stall_probe_start
   run_wrk "$DURATION" "$rate" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: wrk failed"; }
+  stall_probe_stop
+  stalls[$mode]=$stall_line
   scrape_cache >"$BENCH_TMP/after.txt" || die "$mode: /api/metrics failed"
   kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "$mode: conversa exited during the run"; }
   stop_conversa
@@ -214,12 +221,13 @@ for mode in "${modes[@]}"; do
   rates[$mode]=$(hit_rates "$BENCH_TMP/before.txt" "$BENCH_TMP/after.txt")
 done
 
-printf '%-15s %9s %8s %8s %8s %7s %8s %9s\n' mode "req/s" "p50 ms" "p95 ms" "p99 ms" errors non-2xx "hit rate"
+printf '%-15s %9s %8s %8s %8s %7s %8s %9s %16s\n' mode "req/s" "p50 ms" "p95 ms" "p99 ms" errors non-2xx "hit rate" \
+  "stalls >4ms/max"
 for mode in "${modes[@]}"; do
-  line=${result[$mode]}
-  printf '%-15s %9.0f %8.2f %8.2f %8.2f %7s %8s %9s\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
+  line=${result[$mode]} st=${stalls[$mode]}
+  printf '%-15s %9.0f %8.2f %8.2f %8.2f %7s %8s %9s %10s %5.1f\n' "$mode" "$(field rps "$line")" "$(field p50 "$line")" \
     "$(field p95 "$line")" "$(field p99 "$line")" "$(field errors "$line")" "$(field non2xx "$line")" \
-    "$(pct "${rates[$mode]%%|*}")"
+    "$(pct "${rates[$mode]%%|*}")" "$(field over4 "$st")" "$(field max "$st")"
 done
 for mode in "${modes[@]}"; do
   line=${result[$mode]}
@@ -245,7 +253,9 @@ for mode in "${modes[@]}"; do
 \"offered_rps\":$([[ "$mode" == *paced ]] && echo "$paced_rate" || echo null),\
 \"rps\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\"p95_ms\":$(field p95 "$line"),\"p99_ms\":$(field p99 "$line"),\
 \"errors\":$(field errors "$line"),\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line"),\
-\"writes\":$(field writes "$line"),\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by}}")
+\"writes\":$(field writes "$line"),\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by},\
+\"stalls\":{\"over4\":$(field over4 "${stalls[$mode]}"),\"over10\":$(field over10 "${stalls[$mode]}"),\
+\"max_ms\":$(field max "${stalls[$mode]}"),\"period_ms\":$(field period "${stalls[$mode]}")}}")
 done
 {
   printf '{"date":"%s","duration":"%s","warmup":"%s","connections":%s,"agents":%s,"companies":%s,"write_pct":%s,"pace_pct":%s,"runs":[' \
