@@ -270,6 +270,29 @@ Test(util, fmt_matches_snprintf_and_never_overflows)
     cr_assert_str_eq(small, "0");
 }
 
+Test(metrics, http_buckets_split_the_first_five_milliseconds)
+{
+    static const char *const names[] = {"/api/health"};
+    proc_init(0);
+    metrics_init(names, 1);
+    metrics_shard_t *a = metrics_shard_new();
+    static const uint64_t ns[] = {300000, 800000, 2000000, 4000000, 4000000}; /* 0.3, 0.8, 2, 4, 4 ms */
+    for (size_t i = 0; i != sizeof(ns) / sizeof(ns[0]); ++i)
+        metrics_observe_http(a, 0, metrics_method_id("GET", 3), 200, ns[i]);
+    strbuf_t out;
+    strbuf_init(&out);
+    metrics_render(&out);
+    static const char *const want[] = {"le=\"0.0001\"} 0\n", "le=\"0.0005\"} 1\n", "le=\"0.001\"} 2\n",
+                                       "le=\"0.0025\"} 3\n", "le=\"0.005\"} 5\n",  "le=\"0.015\"} 5\n"};
+    for (size_t i = 0; i != sizeof(want) / sizeof(want[0]); ++i) {
+        char needle[160];
+        snprintf(needle, sizeof(needle), "route=\"/api/health\",status=\"200\",%s", want[i]);
+        cr_assert(strstr(out.data, needle) != NULL, "no %s in\n%s", needle, out.data);
+    }
+    strbuf_free(&out);
+    metrics_shutdown();
+}
+
 Test(metrics, render_sums_shards)
 {
     static const char *const names[] = {"/api/health", "/api/x"};

@@ -148,7 +148,7 @@ int metrics_method_id(const char *method, size_t len);
 void metrics_observe_http(metrics_shard_t *s, int route, int method, int status, uint64_t ns);
 
 /* Every HTTP request so far, all routes together (for alert rules). */
-#define METRICS_HTTP_BUCKETS 9
+#define METRICS_HTTP_BUCKETS 12
 typedef struct metrics_http_summary {
     uint64_t count;
     uint64_t sum_ns;
