@@ -32,8 +32,9 @@
 # Prints a table; writes bench/results/campaign-<UTC stamp>.json and campaign-latest.json.
 #
 # Environment: CONVERSA_BIN (default build/release/conversa), STALL_PROBE
-# (build/release/bench/stall-probe), RECIPIENTS (100000), RATE (1000), API_RATE (1000), API_CONNECTIONS (8), API_DURATION (30s), BENCH_DIR
-# (.data/bench), RESULTS_DIR (bench/results).
+# (build/release/bench/stall-probe), RECIPIENTS (100000), RATE (1000), API_RATE (1000),
+# API_CONNECTIONS (8), API_DURATION (30s), BENCH_DIR (.data/bench), RESULTS_DIR
+# (bench/results).
 set -euo pipefail
 RECIPIENTS=${RECIPIENTS:-100000}
 RATE=${RATE:-1000}
@@ -49,7 +50,7 @@ done
 [[ "$RATE" -le 1000 ]] || die "RATE must be at most 1000 (Meta's highest tier)"
 command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
 command -v jq >/dev/null || die "jq not found; run: scripts/deps.sh --install bench"
-[[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
+stall_probe_check
 
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/conversa-campaign.XXXXXX")
 fake_pid=""
@@ -120,7 +121,6 @@ api_load() {
   echo "$line $(awk -v n=$((all1 - all0)) -v fast=$((fast1 - fast0)) \
     'BEGIN { printf("slow5=%.3f", (n > 0) ? 100 * (n - fast) / n : 0) }')"
 }
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 note "baseline: /api/v1/conversations/status at $API_RATE/s for $API_DURATION, no campaign, then nginx"
 base=$(api_load conversa)

@@ -51,7 +51,7 @@ if ! [[ "$WRITE_PCT" =~ ^[0-9]+(\.[0-9]+)?$ ]] || ! awk -v p="$WRITE_PCT" 'BEGIN
 fi
 WRITE_PCT=$(awk -v p="$WRITE_PCT" 'BEGIN { print p + 0 }')
 command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
-[[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
+stall_probe_check
 # "cache on" is the default configuration, whatever the caller's environment says
 unset CACHE_ENABLED
 
@@ -173,8 +173,6 @@ hit_rates() {
     }' "$1" "$2"
 }
 
-# field NAME LINE: the value of NAME=... in a RESULT line
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 pct() {
   if [[ "$1" == n/a ]]; then echo n/a; else awk -v r="$1" 'BEGIN { printf "%.1f%%", r * 100 }'; fi
@@ -254,8 +252,7 @@ for mode in "${modes[@]}"; do
 \"rps\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\"p95_ms\":$(field p95 "$line"),\"p99_ms\":$(field p99 "$line"),\
 \"errors\":$(field errors "$line"),\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line"),\
 \"writes\":$(field writes "$line"),\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by},\
-\"stalls\":{\"over4\":$(field over4 "${stalls[$mode]}"),\"over10\":$(field over10 "${stalls[$mode]}"),\
-\"max_ms\":$(field max "${stalls[$mode]}"),\"period_ms\":$(field period "${stalls[$mode]}")}}")
+\"stalls\":$(stall_json "${stalls[$mode]}")}")
 done
 {
   printf '{"date":"%s","duration":"%s","warmup":"%s","connections":%s,"agents":%s,"companies":%s,"write_pct":%s,"pace_pct":%s,"runs":[' \

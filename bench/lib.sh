@@ -89,6 +89,9 @@ bench_settle() {
   psql_su "CHECKPOINT" >/dev/null
 }
 
+# field NAME LINE: the value of NAME=... in a RESULT (wrk) or STALLS (stall probe) line
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
 psql_q() { psql -X -qtA -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "$1"; }
 psql_su() { psql -X -qtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d conversa -c "$1"; }
 
@@ -181,12 +184,16 @@ bench_nginx_up() {
   nginx_url="http://127.0.0.1:$p/static"
 }
 
-# stall_probe_start: bench/stall_probe.c (STALL_PROBE) in the background until
-# stall_probe_stop, which sets stall_line to its STALLS line: how long this machine
-# kept a sleeping thread from running meanwhile. Needs BENCH_TMP. Not to be called in
-# a subshell ($(...)): only this shell can wait for the probe to write its line.
-stall_probe_start() {
+# stall_probe_check: dies unless STALL_PROBE was built (call it before any setup).
+# stall_probe_start: bench/stall_probe.c in the background until stall_probe_stop,
+# which sets stall_line to its STALLS line: how long this machine kept a sleeping
+# thread from running meanwhile. Needs BENCH_TMP. Not to be called in a subshell
+# ($(...)): only this shell can wait for the probe to write its line.
+# stall_json LINE: a STALLS line as the JSON object the benches write.
+stall_probe_check() {
   [[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
+}
+stall_probe_start() {
   "$STALL_PROBE" >"$BENCH_TMP/stalls.txt" &
   stall_pid=$!
 }
@@ -196,6 +203,10 @@ stall_probe_stop() {
   stall_pid=""
   # shellcheck disable=SC2034 # for the bench that sourced this
   stall_line=$(grep '^STALLS' "$BENCH_TMP/stalls.txt") || die "stall-probe printed no STALLS line"
+}
+stall_json() {
+  printf '{"samples":%s,"over4":%s,"over10":%s,"p99_ms":%s,"max_ms":%s,"period_ms":%s}' "$(field samples "$1")" \
+    "$(field over4 "$1")" "$(field over10 "$1")" "$(field p99 "$1")" "$(field max "$1")" "$(field period "$1")"
 }
 
 # Stops the server start_conversa started (SIGTERM: it finishes in-flight requests).

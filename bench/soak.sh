@@ -296,7 +296,6 @@ conv_pid=""
 stop_s=$(awk -v a="$stop_t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 
 # ---- the load's figures --------------------------------------------------------------
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 declare -A result
 fails=()
 printf '%-9s %9s %9s %8s %8s %8s %7s %8s  %s\n' kind "offered/s" "done/s" "p50 ms" "p99 ms" requests errors non-2xx codes

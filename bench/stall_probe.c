@@ -25,7 +25,7 @@
 #include <time.h>
 
 #define PROBE_MAX_SAMPLES (1u << 22) /* over an hour of 1 ms sleeps */
-#define PROBE_MAX_STALLS  (1u << 16)
+#define PROBE_MAX_GAPS    (1u << 16)
 
 static volatile sig_atomic_t probe_stop;
 
@@ -69,13 +69,13 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     double *late = malloc(sizeof(*late) * PROBE_MAX_SAMPLES);
-    double *stall_at = malloc(sizeof(*stall_at) * PROBE_MAX_STALLS);
-    if (late == NULL || stall_at == NULL) {
+    double *gaps = malloc(sizeof(*gaps) * PROBE_MAX_GAPS);
+    if (late == NULL || gaps == NULL) {
         fprintf(stderr, "stall-probe: out of memory\n");
         return 1;
     }
-    size_t n = 0, nstalls = 0, over4 = 0, over10 = 0;
-    double start = probe_now_ms();
+    size_t n = 0, ngaps = 0, over4 = 0, over10 = 0;
+    double start = probe_now_ms(), last_stall = 0;
     const struct timespec one_ms = {0, 1000000};
     while (!probe_stop && n < PROBE_MAX_SAMPLES && (seconds == 0 || probe_now_ms() - start < seconds * 1e3)) {
         double before = probe_now_ms();
@@ -84,9 +84,10 @@ int main(int argc, char **argv)
         double after = probe_now_ms(), d = after - before - 1.0;
         late[n++] = d > 0 ? d : 0;
         if (d > 4) {
-            ++over4;
-            if (nstalls < PROBE_MAX_STALLS)
-                stall_at[nstalls++] = after;
+            /* the gap since the last stall, unless within 50 ms of it (the same episode) */
+            if (++over4 > 1 && after - last_stall > 50 && ngaps < PROBE_MAX_GAPS)
+                gaps[ngaps++] = after - last_stall;
+            last_stall = after;
         }
         if (d > 10)
             ++over10;
@@ -97,24 +98,13 @@ int main(int argc, char **argv)
         p99 = late[(size_t)((double)(n - 1) * 0.99)];
         max = late[n - 1];
     }
-    if (nstalls >= 3) {
-        /* gaps between stalls, ignoring those within 50 ms of each other (one episode) */
-        size_t ngaps = 0;
-        double last = stall_at[0];
-        for (size_t i = 1; i < nstalls; ++i) {
-            double t = stall_at[i]; /* read before slot ngaps (< i) is reused for a gap */
-            if (t - last > 50)
-                stall_at[ngaps++] = t - last;
-            last = t;
-        }
-        if (ngaps > 0) {
-            qsort(stall_at, ngaps, sizeof(*stall_at), probe_cmp);
-            period = stall_at[ngaps / 2];
-        }
+    if (over4 >= 3 && ngaps > 0) {
+        qsort(gaps, ngaps, sizeof(*gaps), probe_cmp);
+        period = gaps[ngaps / 2];
     }
     printf("STALLS samples=%zu over4=%zu over10=%zu p99=%.3f max=%.3f period=%.0f\n", n, over4, over10, p99, max,
            period);
     free(late);
-    free(stall_at);
+    free(gaps);
     return 0;
 }

@@ -15,14 +15,14 @@
 #   2. the same with QUEUE_CONCURRENCY=2 (the default: workers apply while webhooks
 #      keep arriving).
 #   3. both again without pauses (ingest+workers, ingest): the most the machine acks.
-#   Each starts from an empty queue after a checkpoint (bench_settle in bench/lib.sh).
+#   Each starts from an empty queue after a checkpoint (bench_settle in bench/lib.sh);
+#   the last leaves the backlog for 4.
 #   Beside each measured load, bench/stall_probe.c sleeps 1 ms in a loop: the sleeps
 #   that ended over 4 ms late (a thread kept waiting for a CPU that long), the
 #   latest, and the median time between such stalls, in the "stalls" columns.
 #   When the machine stalls every thread, every request in flight waits too, and on
 #   two cores a few such stalls a second are a p99 of their own; the probe tells
 #   that p99 from one the server makes.
-#   the last leaves the backlog for 4.
 #   4. drain: `conversa serve` with no HTTP load, QUEUE_CONCURRENCY=2 for DRAIN seconds,
 #      then QUEUE_CONCURRENCY=8 for DRAIN seconds on what is left: jobs applied per
 #      second, from the server's queue_jobs_completed_total after a 2 s warm-up (each
@@ -32,9 +32,9 @@
 # Prints a table; writes bench/results/webhooks-<UTC stamp>.json and webhooks-latest.json.
 #
 # Environment: CONVERSA_BIN (default build/release/conversa), WEBHOOK_GEN
-# (build/release/bench/webhook-gen), STALL_PROBE (build/release/bench/stall-probe), DURATION (15s), CONNECTIONS (64), COUNT (300000),
-# CONTACTS (5000), DRAIN (20), RATE (5000), BENCH_DIR (.data/bench), RESULTS_DIR
-# (bench/results).
+# (build/release/bench/webhook-gen), STALL_PROBE (build/release/bench/stall-probe),
+# DURATION (15s), CONNECTIONS (64), COUNT (300000), CONTACTS (5000), DRAIN (20),
+# RATE (5000), BENCH_DIR (.data/bench), RESULTS_DIR (bench/results).
 set -euo pipefail
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -52,7 +52,7 @@ for v in CONNECTIONS COUNT CONTACTS DRAIN RATE; do
 done
 command -v wrk >/dev/null || die "wrk not found; run: scripts/deps.sh --install bench"
 [[ -x "$WEBHOOK_GEN" ]] || die "$WEBHOOK_GEN not found; run: make $WEBHOOK_GEN"
-[[ -x "$STALL_PROBE" ]] || die "$STALL_PROBE not found; run: make build/release/bench/stall-probe"
+stall_probe_check
 
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/conversa-webhooks.XXXXXX")
 bench_stack_up
@@ -71,7 +71,6 @@ note "signing $COUNT webhooks from $CONTACTS contacts"
 data=$BENCH_TMP/webhooks.txt
 "$WEBHOOK_GEN" "$secret" "$phone_id" "$COUNT" "$CONTACTS" "b$(date +%s)" >"$data"
 
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 waiting() { psql_q "SELECT count(*) FROM jobs WHERE company_id = $company AND status IN ('queued', 'running')"; }
 
 # run_wrk DURATION RATE [BASE PATH]: the webhooks to conversa, or to BASE PATH; RATE
@@ -179,13 +178,10 @@ done
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 # run_json MODE: result[MODE] and stalls[MODE] as a JSON object
 run_json() {
-  local line=${result[$1]} st=${stalls[$1]}
-  printf '{"run":"%s","acks_per_s":%s,"p50_ms":%s,"p90_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s,"requests":%s,' \
+  local line=${result[$1]}
+  printf '{"run":"%s","acks_per_s":%s,"p50_ms":%s,"p90_ms":%s,"p99_ms":%s,"errors":%s,"non2xx":%s,"requests":%s,"stalls":%s}' \
     "$1" "$(field rps "$line")" "$(field p50 "$line")" "$(field p90 "$line")" "$(field p99 "$line")" \
-    "$(field errors "$line")" "$(field non2xx "$line")" "$(field requests "$line")"
-  printf '"stalls":{"samples":%s,"over4":%s,"over10":%s,"p99_ms":%s,"max_ms":%s,"period_ms":%s}}' \
-    "$(field samples "$st")" "$(field over4 "$st")" "$(field over10 "$st")" "$(field p99 "$st")" \
-    "$(field max "$st")" "$(field period "$st")"
+    "$(field errors "$line")" "$(field non2xx "$line")" "$(field requests "$line")" "$(stall_json "${stalls[$1]}")"
 }
 runs=()
 for mode in paced "paced+workers" ingest "ingest+workers"; do
