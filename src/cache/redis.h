@@ -1,7 +1,8 @@
 /*
  * redis.h - an asynchronous Redis client on an h2o event loop (hiredis underneath).
  *
- * One client per loop thread, one connection, commands pipelined in order. hiredis
+ * One client per loop thread, one connection, commands pipelined in order; the commands
+ * sent during one pass of the loop leave in one write at the end of that pass. hiredis
  * owns its socket; we watch a dup() of it through an h2o socket, so closing ours never
  * closes theirs. The connection is re-opened with exponential backoff (100 ms to 5 s)
  * whenever it drops or fails to open.

@@ -20,8 +20,82 @@ typedef struct apply_call {
     queue_slot_t *slot;
     const queue_job_t *jobs;
     size_t n;
-    unsigned pending; /* bumps in flight, plus one while the result is being read */
+    unsigned pending;        /* bumps in flight, plus one while the result is being read */
+    struct apply_gate *gate; /* NULL once the gate let it go (or was freed) */
+    h2o_linklist_t link;     /* in the gate's running or waiting list */
+    int64_t companies[META_BATCH];
+    size_t ncompanies;
 } apply_call_t;
+
+/*
+ * The gate: this worker applies one batch per company at a time, and holds the
+ * others here, on its own loop, instead of sending them to wait in PostgreSQL.
+ *
+ * webhook_apply_batch (migration 0006) takes a lock per company first, since every
+ * message of a company updates the same counter rows. A batch waiting for that lock
+ * waits inside a statement, holding a snapshot: with eight slots on one company, seven
+ * snapshots at a time kept the horizon back, the counter rows' dead versions could not
+ * be pruned, and each batch walked longer chains of them: concurrency 8 applied a
+ * third of what concurrency 2 did. The lock stays, for batches of other processes; in
+ * one process they no longer meet it. First come, first served: a waiting batch holds
+ * its companies against later ones, so a batch of two companies is not passed forever.
+ */
+typedef struct apply_gate {
+    h2o_linklist_t running; /* calls sent to PostgreSQL */
+    h2o_linklist_t waiting; /* calls held, in arrival order */
+} apply_gate_t;
+
+static int apply_shares(const apply_call_t *a, const int64_t *companies, size_t n)
+{
+    for (size_t i = 0; i < a->ncompanies; ++i)
+        for (size_t j = 0; j < n; ++j)
+            if (a->companies[i] == companies[j])
+                return 1;
+    return 0;
+}
+
+/* Whether c shares a company with a call of list, up to (not including) stop. */
+static int apply_conflicts(const apply_call_t *c, h2o_linklist_t *list, h2o_linklist_t *stop)
+{
+    for (h2o_linklist_t *l = list->next; l != list && l != stop; l = l->next)
+        if (apply_shares(H2O_STRUCT_FROM_MEMBER(apply_call_t, link, l), c->companies, c->ncompanies))
+            return 1;
+    return 0;
+}
+
+static void apply_on_result(void *data, const pg_reply_t *reply);
+
+static void apply_send(apply_gate_t *g, apply_call_t *c)
+{
+    h2o_linklist_insert(&g->running, &c->link);
+    queue_slot_exec_batch(c->slot, &apply_stmt, apply_on_result, c);
+}
+
+/*
+ * c's statement answered: its companies are free; start the held calls that may go.
+ * The scan starts over after each start, since a start may answer at once (no
+ * connection up) and re-enter here, changing both lists.
+ */
+static void apply_gate_leave(apply_call_t *c)
+{
+    apply_gate_t *g = c->gate;
+    if (g == NULL)
+        return;
+    c->gate = NULL;
+    h2o_linklist_unlink(&c->link);
+    for (;;) {
+        apply_call_t *next = NULL;
+        for (h2o_linklist_t *l = g->waiting.next; l != &g->waiting && next == NULL; l = l->next) {
+            apply_call_t *w = H2O_STRUCT_FROM_MEMBER(apply_call_t, link, l);
+            if (!apply_conflicts(w, &g->running, NULL) && !apply_conflicts(w, &g->waiting, &w->link))
+                next = w;
+        }
+        if (next == NULL)
+            return;
+        h2o_linklist_unlink(&next->link);
+        apply_send(g, next);
+    }
+}
 
 static void apply_release(apply_call_t *c)
 {
@@ -70,6 +144,7 @@ static void apply_bump(apply_call_t *c, int64_t company, const char *result)
 static void apply_on_result(void *data, const pg_reply_t *reply)
 {
     apply_call_t *c = data;
+    apply_gate_leave(c);
     queue_slot_t *s = c->slot;
     const queue_job_t *jobs = c->jobs;
     size_t n = c->n;
@@ -96,9 +171,52 @@ static void apply_on_result(void *data, const pg_reply_t *reply)
 
 static void apply_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
 {
-    apply_call_t *c = util_malloc(sizeof(*c));
-    *c = (apply_call_t){s, jobs, n, 1};
-    queue_slot_exec_batch(s, &apply_stmt, apply_on_result, c);
+    apply_gate_t *g = queue_slot_context(s);
+    apply_call_t *c = util_calloc(1, sizeof(*c));
+    c->slot = s;
+    c->jobs = jobs;
+    c->n = n;
+    c->pending = 1;
+    c->gate = g;
+    for (size_t i = 0; i < n && c->ncompanies < META_BATCH; ++i)
+        if (!apply_shares(c, &jobs[i].company, 1))
+            c->companies[c->ncompanies++] = jobs[i].company;
+    if (apply_conflicts(c, &g->running, NULL) || apply_conflicts(c, &g->waiting, NULL))
+        h2o_linklist_insert(&g->waiting, &c->link);
+    else
+        apply_send(g, c);
 }
 
-const queue_def_t meta_webhooks_queue = {META_QUEUE, META_BATCH, apply_run};
+static void *apply_thread_start(h2o_loop_t *loop, struct redis_client *redis, struct metrics_shard *metrics)
+{
+    (void)loop, (void)redis, (void)metrics;
+    apply_gate_t *g = util_calloc(1, sizeof(*g));
+    h2o_linklist_init_anchor(&g->running);
+    h2o_linklist_init_anchor(&g->waiting);
+    return g;
+}
+
+/*
+ * At shutdown: held batches go back to the queue without counting the attempt;
+ * those in flight end when the pool closes.
+ */
+static void apply_thread_stop(void *context)
+{
+    apply_gate_t *g = context;
+    while (!h2o_linklist_is_empty(&g->running)) {
+        apply_call_t *c = H2O_STRUCT_FROM_MEMBER(apply_call_t, link, g->running.next);
+        h2o_linklist_unlink(&c->link);
+        c->gate = NULL;
+    }
+    while (!h2o_linklist_is_empty(&g->waiting)) {
+        apply_call_t *c = H2O_STRUCT_FROM_MEMBER(apply_call_t, link, g->waiting.next);
+        h2o_linklist_unlink(&c->link);
+        c->gate = NULL;
+        for (size_t i = 0; i < c->n; ++i)
+            queue_slot_retry(c->slot, i, 0, "shutting down");
+        apply_release(c);
+    }
+    free(g);
+}
+
+const queue_def_t meta_webhooks_queue = {META_QUEUE, META_BATCH, apply_run, apply_thread_start, apply_thread_stop};

@@ -7,7 +7,9 @@
  * statement, webhook_apply_batch: one commit for all, each job in a subtransaction so
  * that a failing job undoes only its own writes and is retried alone. What it changed comes back as JSON and becomes
  * cache generation bumps: the company's counts when a conversation was opened, its lists when a message arrived, each
- * touched conversation's messages and each notified agent's notifications.
+ * touched conversation's messages and each notified agent's notifications. A worker
+ * applies one batch per company at a time and holds the others itself (apply.c: the
+ * gate), so they do not wait inside PostgreSQL.
  */
 #ifndef CONVERSA_META_APPLY_H
 #define CONVERSA_META_APPLY_H
