@@ -41,10 +41,9 @@ struct redis_client {
     int flushing;    /* redis_on_flush is writing */
     int closing;
     unsigned backoff_ms;
-    loop_timer_t retry;        /* reconnect backoff or connect deadline */
-    loop_timer_t clock;        /* command deadlines */
-    h2o_timeout_t flush_now;   /* a zero-duration group: its entries run at the end of this loop iteration */
-    h2o_timeout_entry_t flush; /* the write of the iteration's commands */
+    loop_timer_t retry; /* reconnect backoff or connect deadline */
+    loop_timer_t clock; /* command deadlines */
+    loop_defer_t flush; /* the write of this pass's commands */
     h2o_linklist_t pending;
 };
 
@@ -240,22 +239,17 @@ static void redis_ev_del_read(void *p)
 }
 
 /*
- * Commands are written once per loop iteration, after every handler of the iteration
- * has queued its own: h2o runs the due entries of its timeout groups after the
- * iteration's socket callbacks, and an entry of a zero-duration group is due at once,
- * so one write carries them all (loop_timer_t rounds 0 ms up to 1 ms, a wait this
- * must not add; the entry is never re-linked from its own callback, which is what makes
- * a zero-duration group safe, and the group is moved to the end of the loop's list
- * when it is linked, so a group run later in the same pass cannot leave a command
- * for the next one), and the socket is watched for writability only when
- * that write could not take everything (or while connecting, when writability is how
- * the connect completes). Watching for writability first, as a plain adapter does,
- * costs two epoll_ctl calls and a pass through epoll_wait for every batch, and every
- * system call is a switch to the hypervisor on a paravirtualised guest.
+ * Commands are written once per loop pass, after every handler of the pass has queued
+ * its own (a deferred call, core/timer.h), and the socket is watched for writability
+ * only when that write could not take everything, or while connecting, when
+ * writability is how the connect completes. Watching for writability first, as a
+ * plain adapter does, costs two epoll_ctl calls and a pass through epoll_wait for
+ * every batch, and every system call is a switch to the hypervisor on a
+ * paravirtualised guest.
  */
-static void redis_on_flush(h2o_timeout_entry_t *entry)
+static void redis_on_flush(loop_defer_t *d)
 {
-    redis_client_t *c = util_container_of(entry, redis_client_t, flush);
+    redis_client_t *c = util_container_of(d, redis_client_t, flush);
     if (c->ac == NULL || !c->want_write)
         return;
     c->flushing = 1;
@@ -270,14 +264,7 @@ static void redis_ev_add_write(void *p)
     if (c->sock == NULL)
         return;
     if (c->connected && !c->flushing) {
-        if (!h2o_timeout_is_linked(&c->flush)) {
-            /* to the end of the loop's list of groups: a command sent from another
-             * group's entry (the rate limiter gathers a turn's checks in one) is then
-             * written in the same pass, however the groups were created */
-            h2o_timeout_dispose(c->loop, &c->flush_now);
-            h2o_timeout_init(c->loop, &c->flush_now, 0);
-            h2o_timeout_link(c->loop, &c->flush_now, &c->flush);
-        }
+        loop_defer_arm(&c->flush);
         return;
     }
     if (!c->write_armed) {
@@ -300,8 +287,7 @@ static void redis_ev_cleanup(void *p)
         h2o_socket_close(c->sock);
         c->sock = NULL;
     }
-    if (h2o_timeout_is_linked(&c->flush))
-        h2o_timeout_unlink(&c->flush);
+    loop_defer_cancel(&c->flush);
     c->want_write = 0;
     c->write_armed = 0;
 }
@@ -418,8 +404,7 @@ redis_client_t *redis_client_new(h2o_loop_t *loop, const config_redis_addr_t *ad
     h2o_linklist_init_anchor(&c->pending);
     loop_timer_init(&c->retry, loop, redis_on_retry);
     loop_timer_init(&c->clock, loop, redis_on_clock);
-    h2o_timeout_init(loop, &c->flush_now, 0);
-    c->flush.cb = redis_on_flush;
+    loop_defer_init(&c->flush, loop, redis_on_flush);
     redis_connect(c);
     return c;
 }
@@ -446,9 +431,7 @@ void redis_client_free(redis_client_t *c)
         c->ac = NULL;
         redisAsyncFree(ac); /* answers every pending command with NULL, then calls cleanup */
     }
-    if (h2o_timeout_is_linked(&c->flush)) /* the cleanup unlinks it, when there was a connection */
-        h2o_timeout_unlink(&c->flush);
-    h2o_timeout_dispose(c->loop, &c->flush_now);
+    loop_defer_dispose(&c->flush);
     if (c->connected) {
         c->connected = 0;
         metrics_gauge_add(c->metrics, METRICS_REDIS_UP, -1);

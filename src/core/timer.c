@@ -58,6 +58,41 @@ void loop_timer_dispose(loop_timer_t *t)
         }
 }
 
+static void loop_defer_fire(h2o_timeout_entry_t *entry)
+{
+    loop_defer_t *d = util_container_of(entry, loop_defer_t, entry);
+    d->cb(d);
+}
+
+void loop_defer_init(loop_defer_t *d, h2o_loop_t *loop, loop_defer_cb cb)
+{
+    *d = (loop_defer_t){.loop = loop, .cb = cb};
+    d->entry.cb = loop_defer_fire;
+    h2o_timeout_init(loop, &d->group, 0);
+}
+
+void loop_defer_arm(loop_defer_t *d)
+{
+    if (h2o_timeout_is_linked(&d->entry))
+        return;
+    /* empty while unarmed: re-initialising it is what moves it to the end of the list */
+    h2o_timeout_dispose(d->loop, &d->group);
+    h2o_timeout_init(d->loop, &d->group, 0);
+    h2o_timeout_link(d->loop, &d->group, &d->entry);
+}
+
+void loop_defer_cancel(loop_defer_t *d)
+{
+    if (h2o_timeout_is_linked(&d->entry))
+        h2o_timeout_unlink(&d->entry);
+}
+
+void loop_defer_dispose(loop_defer_t *d)
+{
+    loop_defer_cancel(d);
+    h2o_timeout_dispose(d->loop, &d->group);
+}
+
 void loop_thread_release(void)
 {
     h2o_mem_recycle_t *recycled = &h2o_socket_buffer_prototype.allocator;

@@ -48,6 +48,40 @@ int loop_timer_armed(const loop_timer_t *t);
 /** Disarms and releases the timer's resources. */
 void loop_timer_dispose(loop_timer_t *t);
 
+/*
+ * A deferred call: runs once at the end of the current pass of the loop, after the
+ * pass's socket callbacks, so that what the pass's handlers queued goes out together
+ * (the rate limiter's checks in one script call, the Redis commands in one write).
+ *
+ * h2o runs its timeout groups in list order after the socket callbacks, and an entry
+ * of a zero-duration group is due at once. Arming moves the call's group to the end of
+ * that list, so a call armed from another deferred call (the limiter's batch, which
+ * queues a Redis command) still runs in the same pass instead of the next. loop_timer_t
+ * cannot do this: it rounds 0 ms up to 1 ms. A deferred call must not re-arm itself
+ * from its callback (h2o would run it again in the same pass).
+ */
+typedef struct loop_defer loop_defer_t;
+typedef void (*loop_defer_cb)(loop_defer_t *d);
+
+struct loop_defer {
+    h2o_loop_t *loop;
+    h2o_timeout_t group; /* its own, zero-duration */
+    h2o_timeout_entry_t entry;
+    loop_defer_cb cb;
+};
+
+/** Prepares a deferred call; it does not run until loop_defer_arm(). */
+void loop_defer_init(loop_defer_t *d, h2o_loop_t *loop, loop_defer_cb cb);
+
+/** Arms it for the end of this pass; harmless when it is armed. */
+void loop_defer_arm(loop_defer_t *d);
+
+/** Disarms it; harmless when it is not armed. */
+void loop_defer_cancel(loop_defer_t *d);
+
+/** Disarms it and releases its group. */
+void loop_defer_dispose(loop_defer_t *d);
+
 /**
  * Frees the socket buffers h2o keeps for reuse on the calling thread (a per-thread list
  * with no call of its own to empty it). For a thread that ran a loop, once the loop is

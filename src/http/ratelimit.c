@@ -2,6 +2,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/throttle.h"
+#include "core/timer.h"
 #include "core/util.h"
 #include "ops/metrics.h"
 
@@ -88,10 +89,9 @@ struct ratelimit {
     h2o_loop_t *loop;
     redis_client_t *redis;
     metrics_shard_t *metrics;
-    int fallback;              /* the last decision was made in process */
-    ratelimit_batch_t *open;   /* gathering this turn's checks */
-    h2o_timeout_t end_of_turn; /* zero: runs after this turn's I/O */
-    h2o_timeout_entry_t flush;
+    int fallback;            /* the last decision was made in process */
+    ratelimit_batch_t *open; /* gathering this turn's checks */
+    loop_defer_t flush;      /* sends the open batch after this turn's I/O */
     ratelimit_blocked_t blocked[RATELIMIT_BLOCKED_SLOTS];
 };
 
@@ -114,7 +114,7 @@ static void ratelimit_init_metrics(void)
     metrics_ratelimit_init(ratelimit_names, RATELIMIT_GROUP_MAX);
 }
 
-static void ratelimit_on_flush(h2o_timeout_entry_t *entry);
+static void ratelimit_on_flush(loop_defer_t *d);
 
 ratelimit_t *ratelimit_new(h2o_loop_t *loop, redis_client_t *redis, metrics_shard_t *metrics)
 {
@@ -124,8 +124,7 @@ ratelimit_t *ratelimit_new(h2o_loop_t *loop, redis_client_t *redis, metrics_shar
     rl->loop = loop;
     rl->redis = redis;
     rl->metrics = metrics;
-    h2o_timeout_init(loop, &rl->end_of_turn, 0);
-    rl->flush.cb = ratelimit_on_flush;
+    loop_defer_init(&rl->flush, loop, ratelimit_on_flush);
     return rl;
 }
 
@@ -133,9 +132,7 @@ void ratelimit_free(ratelimit_t *rl)
 {
     if (rl == NULL)
         return;
-    if (h2o_timeout_is_linked(&rl->flush))
-        h2o_timeout_unlink(&rl->flush);
-    h2o_timeout_dispose(rl->loop, &rl->end_of_turn);
+    loop_defer_dispose(&rl->flush);
     free(rl->open); /* its checks were cancelled with their requests */
     free(rl);
 }
@@ -243,8 +240,7 @@ static void ratelimit_send(ratelimit_t *rl)
 {
     ratelimit_batch_t *b = rl->open;
     rl->open = NULL;
-    if (h2o_timeout_is_linked(&rl->flush))
-        h2o_timeout_unlink(&rl->flush);
+    loop_defer_cancel(&rl->flush);
     if (b == NULL)
         return;
     int k = 0;
@@ -274,9 +270,9 @@ static void ratelimit_send(ratelimit_t *rl)
     redis_eval(rl->redis, &b->eval, &ratelimit_script, k, b->argv, b->argvlen, ratelimit_batch_on_reply, b, NULL);
 }
 
-static void ratelimit_on_flush(h2o_timeout_entry_t *entry)
+static void ratelimit_on_flush(loop_defer_t *d)
 {
-    ratelimit_send(util_container_of(entry, ratelimit_t, flush));
+    ratelimit_send(util_container_of(d, ratelimit_t, flush));
 }
 
 void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratelimit_group_t *groups,
@@ -329,7 +325,7 @@ void ratelimit_check(ratelimit_t *rl, ratelimit_call_t *c, size_t n, const ratel
         b = rl->open = util_malloc(sizeof(*b));
         b->rl = rl;
         b->ncalls = b->nkeys = 0;
-        h2o_timeout_link(rl->loop, &rl->end_of_turn, &rl->flush);
+        loop_defer_arm(&rl->flush);
     }
     c->batch = b;
     c->slot = b->ncalls;

@@ -20,9 +20,8 @@ typedef struct apply_call {
     queue_slot_t *slot;
     const queue_job_t *jobs;
     size_t n;
-    unsigned pending;        /* bumps in flight, plus one while the result is being read */
-    struct apply_gate *gate; /* NULL once the gate let it go (or was freed) */
-    h2o_linklist_t link;     /* in the gate's running or waiting list */
+    unsigned pending;    /* bumps in flight, plus one while the result is being read */
+    h2o_linklist_t link; /* in the gate's running or waiting list; unlinked once it let the call go */
     int64_t companies[META_BATCH];
     size_t ncompanies;
 } apply_call_t;
@@ -78,10 +77,9 @@ static void apply_send(apply_gate_t *g, apply_call_t *c)
  */
 static void apply_gate_leave(apply_call_t *c)
 {
-    apply_gate_t *g = c->gate;
-    if (g == NULL)
-        return;
-    c->gate = NULL;
+    if (!h2o_linklist_is_linked(&c->link))
+        return; /* the gate was freed at shutdown */
+    apply_gate_t *g = queue_slot_context(c->slot);
     h2o_linklist_unlink(&c->link);
     for (;;) {
         apply_call_t *next = NULL;
@@ -177,7 +175,6 @@ static void apply_run(queue_slot_t *s, const queue_job_t *jobs, size_t n)
     c->jobs = jobs;
     c->n = n;
     c->pending = 1;
-    c->gate = g;
     for (size_t i = 0; i < n && c->ncompanies < META_BATCH; ++i)
         if (!apply_shares(c, &jobs[i].company, 1))
             c->companies[c->ncompanies++] = jobs[i].company;
@@ -203,15 +200,11 @@ static void *apply_thread_start(h2o_loop_t *loop, struct redis_client *redis, st
 static void apply_thread_stop(void *context)
 {
     apply_gate_t *g = context;
-    while (!h2o_linklist_is_empty(&g->running)) {
-        apply_call_t *c = H2O_STRUCT_FROM_MEMBER(apply_call_t, link, g->running.next);
-        h2o_linklist_unlink(&c->link);
-        c->gate = NULL;
-    }
+    while (!h2o_linklist_is_empty(&g->running))
+        h2o_linklist_unlink(g->running.next); /* their answers find them unlinked and leave the gate alone */
     while (!h2o_linklist_is_empty(&g->waiting)) {
         apply_call_t *c = H2O_STRUCT_FROM_MEMBER(apply_call_t, link, g->waiting.next);
         h2o_linklist_unlink(&c->link);
-        c->gate = NULL;
         for (size_t i = 0; i < c->n; ++i)
             queue_slot_retry(c->slot, i, 0, "shutting down");
         apply_release(c);
