@@ -18,7 +18,10 @@
 # its answer (saturation: the latency is mostly the queue the 64 connections make, 64
 # divided by the rate, by Little's law); cache on again at PACE_PCT percent of that
 # rate, offered as Poisson arrivals (the latency an agent sees on a server with room
-# to spare, which is how a server is run); cache off (CACHE_ENABLED=0). Prints req/s,
+# to spare, which is how a server is run); the same paced load on a private nginx that
+# answers every request with a fixed body (bench/nginx.conf.in), the latency this
+# machine gives a server that does no work at all, for reference; cache off
+# (CACHE_ENABLED=0). Prints req/s,
 # p50/p95/p99, socket errors, non-2xx answers and the cache hit rate from the
 # cache_hits_total / cache_misses_total counters of /api/metrics over the run (n/a when
 # the server has none), overall and per cache, and beside each measured load what the
@@ -178,15 +181,30 @@ pct() {
   if [[ "$1" == n/a ]]; then echo n/a; else awk -v r="$1" 'BEGIN { printf "%.1f%%", r * 100 }'; fi
 }
 
-# run_wrk DURATION [RATE]
+# run_wrk DURATION [RATE [URL]]: URL defaults to conversa's
 run_wrk() {
-  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/dashboard.lua "http://127.0.0.1:$port" -- "$agents_file" "$WRITE_PCT" \
-    "${2:-0}" "$CONNECTIONS"
+  wrk -t1 -c"$CONNECTIONS" -d"$1" -s bench/dashboard.lua "${3:-http://127.0.0.1:$port}" -- "$agents_file" \
+    "$WRITE_PCT" "${2:-0}" "$CONNECTIONS"
 }
 
-modes=("cache on" "cache on, paced" "cache off")
+modes=("cache on" "cache on, paced" "nginx, paced" "cache off")
 declare -A result rates stalls
+bench_nginx_up
 for mode in "${modes[@]}"; do
+  if [[ "$mode" == nginx* ]]; then
+    note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections, $paced_rate req/s offered"
+    run_wrk "$WARMUP" "$paced_rate" "${nginx_url%/static}" >"$BENCH_TMP/warmup.txt" 2>&1 ||
+      { cat "$BENCH_TMP/warmup.txt" >&2; die "$mode: wrk failed"; }
+    stall_probe_start
+    run_wrk "$DURATION" "$paced_rate" "${nginx_url%/static}" >"$BENCH_TMP/wrk.txt" 2>&1 ||
+      { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: wrk failed"; }
+    stall_probe_stop
+    stalls[$mode]=$stall_line
+    line=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: no RESULT line from wrk"; }
+    result[$mode]=$line
+    rates[$mode]="n/a|"
+    continue
+  fi
   env_extra=(SEND_CONCURRENCY=0)
   [[ "$mode" == "cache off" ]] && env_extra+=(CACHE_ENABLED=0)
   log="$BENCH_DIR/conversa-dashboard-${mode// /-}.log"
@@ -247,7 +265,7 @@ for mode in "${modes[@]}"; do
     [[ "$v" == n/a ]] && v=null
     by+="${by:+,}\"${kv%%=*}\":$v"
   done
-  json_runs+=("{\"mode\":\"$mode\",\"cache_enabled\":$([[ "$mode" == "cache on"* ]] && echo true || echo false),\
+  json_runs+=("{\"mode\":\"$mode\",\"cache_enabled\":$(case $mode in "cache on"*) echo true ;; nginx*) echo null ;; *) echo false ;; esac),\
 \"offered_rps\":$([[ "$mode" == *paced ]] && echo "$paced_rate" || echo null),\
 \"rps\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\"p95_ms\":$(field p95 "$line"),\"p99_ms\":$(field p99 "$line"),\
 \"errors\":$(field errors "$line"),\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line"),\
