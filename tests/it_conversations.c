@@ -198,6 +198,54 @@ Test(conversations, revoked_tokens_stop_within_five_seconds)
     free(tok);
 }
 
+/*
+ * A revocation committed elsewhere (another process, here psql) reaches no thread's
+ * memory of the token: each must stop trusting its answer within the same bound,
+ * however often the token is used meanwhile (a cache that renewed its answers on use
+ * would keep it alive for ever).
+ */
+Test(conversations, tokens_in_steady_use_still_stop_when_revoked_elsewhere)
+{
+    char email[128], hdr[128], out[64];
+    snprintf(email, sizeof(email), "agent@%s.test", slug);
+    char *tok = hs_login(srv.port, email);
+    hs_bearer(hdr, sizeof(hdr), tok);
+    /* 6 s of use every 20 ms: more than one answer's life on each thread */
+    double t0 = hs_now_ms();
+    int n = 0;
+    while (hs_now_ms() - t0 < 6000) {
+        hs_response_t r = get_as(hdr, "/api/v1/conversations/status");
+        cr_assert_eq(r.status, 200, "request %d after %.0f ms: %ld %s", n, hs_now_ms() - t0, r.status, r.body);
+        hs_response_free(&r);
+        ++n;
+        hs_sleep_ms(20);
+    }
+    cr_assert_eq(hs_sql(out, sizeof(out),
+                        "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = sha256(convert_to('%s', 'UTF8'))"
+                        " RETURNING 1",
+                        tok),
+                 0);
+    cr_assert_str_eq(out, "1");
+    t0 = hs_now_ms();
+    double stopped = -1;
+    while (hs_now_ms() - t0 < 8000) {
+        int all_401 = 1;
+        for (int i = 0; i != 4; ++i) {
+            hs_response_t r = get_as(hdr, "/api/v1/conversations/status");
+            cr_assert(r.status == 200 || r.status == 401, "%ld %s", r.status, r.body);
+            all_401 &= r.status == 401;
+            hs_response_free(&r);
+        }
+        if (all_401) {
+            stopped = hs_now_ms() - t0;
+            break;
+        }
+        hs_sleep_ms(20);
+    }
+    cr_assert(stopped >= 0 && stopped <= 5000, "a token revoked in the database still worked after %.0f ms", stopped);
+    free(tok);
+}
+
 Test(conversations, pages_are_bounded_and_concatenate)
 {
     /* the plan's check: page 1 and 2 hold 20 different items each; limit=500 gives 50 */
