@@ -1184,6 +1184,31 @@ Test(webhooks, kill9_mid_flood_loses_nothing_and_applies_once)
     hs_server_stop(&victim);
 }
 
+/*
+ * A graceful stop in the middle of a flood: the loop threads stop with inserts in
+ * flight and webhooks waiting for the next one; the process must still exit by
+ * itself, promptly and with status 0, and what it acknowledged must be there.
+ */
+static void sigterm_and_restart(hs_server_t *srv)
+{
+    double t0 = hs_now_ms();
+    int st = hs_server_stop(srv);
+    cr_assert_eq(st, 0, "conversa serve exited with %d after SIGTERM mid-flood", st);
+    cr_assert(hs_now_ms() - t0 < 10000, "conversa serve took %.0f ms to stop", hs_now_ms() - t0);
+    static const char *const env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
+    hs_server_start(srv, env);
+}
+
+Test(webhooks, sigterm_mid_flood_stops_cleanly_and_loses_nothing)
+{
+    wh_reset();
+    hs_server_t victim;
+    static const char *const env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
+    hs_server_start(&victim, env);
+    flood_and_check(&victim, sigterm_and_restart);
+    hs_server_stop(&victim);
+}
+
 static void pg_restart(hs_server_t *srv)
 {
     (void)srv;
