@@ -137,10 +137,10 @@ nagents=${#rows[@]}
 note "$nagents agents in $ncompanies companies ($no_unread with no unread notification: they use read_all)"
 bench_settle
 
-# cache_hits_total and cache_misses_total of /api/metrics, summed per cache label:
-# lines "hits|misses LABEL VALUE"; nothing when the server has no such counters.
+# cache_hits_total and cache_misses_total in a copy of /api/metrics, summed per cache
+# label: lines "hits|misses LABEL VALUE"; nothing when the server has no such counters.
 scrape_cache() {
-  curl -fsS --max-time 5 "http://127.0.0.1:$port/api/metrics" | awk '
+  awk '
     /^#/ { next }
     {
       name = $1; sub(/\{.*/, "", name)
@@ -151,7 +151,41 @@ scrape_cache() {
       if (match($1, /cache="[^"]*"/)) label = substr($1, RSTART + 7, RLENGTH - 8)
       sum[kind " " label] += $2
     }
-    END { for (k in sum) printf "%s %.0f\n", k, sum[k] }'
+    END { for (k in sum) printf "%s %.0f\n", k, sum[k] }' "$1"
+}
+
+# slow_share BEFORE AFTER: from two copies of /api/metrics, the requests conversa
+# itself took over 5 ms (request parsed to response written, its
+# http_request_duration_seconds histogram), reads (GET) and writes apart:
+# "READS_PCT READS WRITES_PCT WRITES", "n/a" for a share of nothing. Beside the p99
+# wrk sees, it tells what the server spent from what the machine and the queue of
+# connections added, and which requests the slow ones are.
+slow_share() {
+  awk '
+    !/^http_request_duration_seconds_(count|bucket)\{/ { next }
+    /_bucket\{/ && !/le="0.005"/ { next }
+    {
+      side = "a"
+      if (FILENAME == ARGV[1]) side = "b"
+      kind = "w"
+      if ($0 ~ /method="GET"/) kind = "r"
+      what = "fast"
+      if ($0 ~ /_count\{/) what = "all"
+      v[side " " kind " " what] += $2
+    }
+    END {
+      out = ""
+      for (i = 1; i <= 2; i++) {
+        k = "w"
+        if (i == 1) k = "r"
+        all = v["a " k " all"] - v["b " k " all"]
+        slow = all - (v["a " k " fast"] - v["b " k " fast"])
+        pct = "n/a"
+        if (all > 0) pct = sprintf("%.2f", 100 * slow / all)
+        out = out (out == "" ? "" : " ") pct " " sprintf("%d", all)
+      }
+      print out
+    }' "$1" "$2"
 }
 
 # hit_rates BEFORE AFTER: "OVERALL|LABEL=RATE ..." over the deltas, rates as fractions;
@@ -188,7 +222,7 @@ run_wrk() {
 }
 
 modes=("cache on" "cache on, paced" "nginx, paced" "cache off")
-declare -A result rates stalls
+declare -A result rates stalls slow
 bench_nginx_up
 for mode in "${modes[@]}"; do
   if [[ "$mode" == nginx* ]]; then
@@ -203,6 +237,7 @@ for mode in "${modes[@]}"; do
     line=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: no RESULT line from wrk"; }
     result[$mode]=$line
     rates[$mode]="n/a|"
+    slow[$mode]="n/a 0 n/a 0"
     continue
   fi
   env_extra=(SEND_CONCURRENCY=0)
@@ -223,18 +258,23 @@ for mode in "${modes[@]}"; do
   [[ $rate -gt 0 ]] && offered=", $rate req/s offered"
   note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections$offered"
   run_wrk "$WARMUP" "$rate" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "$mode: wrk failed"; }
-  scrape_cache >"$BENCH_TMP/before.txt" || die "$mode: /api/metrics failed"
+  curl -fsS --max-time 5 "http://127.0.0.1:$port/api/metrics" >"$BENCH_TMP/metrics-before.txt" ||
+    die "$mode: /api/metrics failed"
   stall_probe_start
   run_wrk "$DURATION" "$rate" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: wrk failed"; }
   stall_probe_stop
   stalls[$mode]=$stall_line
-  scrape_cache >"$BENCH_TMP/after.txt" || die "$mode: /api/metrics failed"
+  curl -fsS --max-time 5 "http://127.0.0.1:$port/api/metrics" >"$BENCH_TMP/metrics-after.txt" ||
+    die "$mode: /api/metrics failed"
   kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "$mode: conversa exited during the run"; }
   stop_conversa
 
   line=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: no RESULT line from wrk"; }
   result[$mode]=$line
+  scrape_cache "$BENCH_TMP/metrics-before.txt" >"$BENCH_TMP/before.txt"
+  scrape_cache "$BENCH_TMP/metrics-after.txt" >"$BENCH_TMP/after.txt"
   rates[$mode]=$(hit_rates "$BENCH_TMP/before.txt" "$BENCH_TMP/after.txt")
+  slow[$mode]=$(slow_share "$BENCH_TMP/metrics-before.txt" "$BENCH_TMP/metrics-after.txt")
 done
 
 printf '%-15s %9s %8s %8s %8s %7s %8s %9s %16s\n' mode "req/s" "p50 ms" "p95 ms" "p99 ms" errors non-2xx "hit rate" \
@@ -252,6 +292,21 @@ for mode in "${modes[@]}"; do
   printf '%-16s %s requests, %s writes; hit rate by cache: %s\n' "$mode:" \
     "$(field requests "$line")" "$(field writes "$line")" "${by:-n/a}"
 done
+for mode in "${modes[@]}"; do
+  [[ "$mode" != nginx* ]] || continue
+  read -r rp rn wp wn <<<"${slow[$mode]}"
+  printf '%-16s conversa took over 5 ms for %s%% of %s reads and %s%% of %s writes\n' "$mode:" "$rp" "$rn" "$wp" "$wn"
+done
+
+# slow_json "READS_PCT READS WRITES_PCT WRITES": that as a JSON object, null for nginx
+slow_json() {
+  local rp rn wp wn
+  read -r rp rn wp wn <<<"$1"
+  [[ "$rn" != 0 || "$wn" != 0 ]] || { echo null; return; }
+  [[ "$rp" != n/a ]] || rp=null
+  [[ "$wp" != n/a ]] || wp=null
+  printf '{"reads_pct":%s,"reads":%s,"writes_pct":%s,"writes":%s}' "$rp" "$rn" "$wp" "$wn"
+}
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 json_runs=()
@@ -270,7 +325,7 @@ for mode in "${modes[@]}"; do
 \"rps\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\"p95_ms\":$(field p95 "$line"),\"p99_ms\":$(field p99 "$line"),\
 \"errors\":$(field errors "$line"),\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line"),\
 \"writes\":$(field writes "$line"),\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by},\
-\"stalls\":$(stall_json "${stalls[$mode]}")}")
+\"server_over_5ms\":$(slow_json "${slow[$mode]}"),\"stalls\":$(stall_json "${stalls[$mode]}")}")
 done
 {
   printf '{"date":"%s","duration":"%s","warmup":"%s","connections":%s,"agents":%s,"companies":%s,"write_pct":%s,"pace_pct":%s,"runs":[' \
