@@ -221,23 +221,33 @@ run_wrk() {
     "$WRITE_PCT" "${2:-0}" "$CONNECTIONS"
 }
 
+# warm_up MODE RATE [URL] and measure MODE RATE [URL]: the warm-up, then the measured
+# run with the stall probe beside it, which sets result[MODE] and stalls[MODE]
+warm_up() {
+  run_wrk "$WARMUP" "$2" "${@:3}" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "$1: wrk failed"; }
+}
+measure() {
+  stall_probe_start
+  run_wrk "$DURATION" "$2" "${@:3}" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "$1: wrk failed"; }
+  stall_probe_stop
+  stalls[$1]=$stall_line
+  result[$1]=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "$1: no RESULT line from wrk"; }
+}
+
+# save_metrics MODE FILE: a copy of conversa's /api/metrics
+save_metrics() {
+  curl -fsS --max-time 5 "http://127.0.0.1:$port/api/metrics" >"$2" || die "$1: /api/metrics failed"
+}
+
 modes=("cache on" "cache on, paced" "nginx, paced" "cache off")
 declare -A result rates stalls slow
 bench_nginx_up
 for mode in "${modes[@]}"; do
   if [[ "$mode" == nginx* ]]; then
     note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections, $paced_rate req/s offered"
-    run_wrk "$WARMUP" "$paced_rate" "${nginx_url%/static}" >"$BENCH_TMP/warmup.txt" 2>&1 ||
-      { cat "$BENCH_TMP/warmup.txt" >&2; die "$mode: wrk failed"; }
-    stall_probe_start
-    run_wrk "$DURATION" "$paced_rate" "${nginx_url%/static}" >"$BENCH_TMP/wrk.txt" 2>&1 ||
-      { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: wrk failed"; }
-    stall_probe_stop
-    stalls[$mode]=$stall_line
-    line=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: no RESULT line from wrk"; }
-    result[$mode]=$line
+    warm_up "$mode" "$paced_rate" "${nginx_url%/static}"
+    measure "$mode" "$paced_rate" "${nginx_url%/static}"
     rates[$mode]="n/a|"
-    slow[$mode]="n/a 0 n/a 0"
     continue
   fi
   env_extra=(SEND_CONCURRENCY=0)
@@ -257,20 +267,13 @@ for mode in "${modes[@]}"; do
   offered=""
   [[ $rate -gt 0 ]] && offered=", $rate req/s offered"
   note "$mode: warm-up $WARMUP, then $DURATION at $CONNECTIONS connections$offered"
-  run_wrk "$WARMUP" "$rate" >"$BENCH_TMP/warmup.txt" 2>&1 || { cat "$BENCH_TMP/warmup.txt" >&2; die "$mode: wrk failed"; }
-  curl -fsS --max-time 5 "http://127.0.0.1:$port/api/metrics" >"$BENCH_TMP/metrics-before.txt" ||
-    die "$mode: /api/metrics failed"
-  stall_probe_start
-  run_wrk "$DURATION" "$rate" >"$BENCH_TMP/wrk.txt" 2>&1 || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: wrk failed"; }
-  stall_probe_stop
-  stalls[$mode]=$stall_line
-  curl -fsS --max-time 5 "http://127.0.0.1:$port/api/metrics" >"$BENCH_TMP/metrics-after.txt" ||
-    die "$mode: /api/metrics failed"
+  warm_up "$mode" "$rate"
+  save_metrics "$mode" "$BENCH_TMP/metrics-before.txt"
+  measure "$mode" "$rate"
+  save_metrics "$mode" "$BENCH_TMP/metrics-after.txt"
   kill -0 "$conv_pid" 2>/dev/null || { tail -n 5 "$log" >&2; die "$mode: conversa exited during the run"; }
   stop_conversa
 
-  line=$(grep '^RESULT' "$BENCH_TMP/wrk.txt") || { cat "$BENCH_TMP/wrk.txt" >&2; die "$mode: no RESULT line from wrk"; }
-  result[$mode]=$line
   scrape_cache "$BENCH_TMP/metrics-before.txt" >"$BENCH_TMP/before.txt"
   scrape_cache "$BENCH_TMP/metrics-after.txt" >"$BENCH_TMP/after.txt"
   rates[$mode]=$(hit_rates "$BENCH_TMP/before.txt" "$BENCH_TMP/after.txt")
@@ -298,11 +301,12 @@ for mode in "${modes[@]}"; do
   printf '%-16s conversa took over 5 ms for %s%% of %s reads and %s%% of %s writes\n' "$mode:" "$rp" "$rn" "$wp" "$wn"
 done
 
-# slow_json "READS_PCT READS WRITES_PCT WRITES": that as a JSON object, null for nginx
+# slow_json "READS_PCT READS WRITES_PCT WRITES": that as a JSON object; null for
+# nothing (the nginx run, which has no such histogram)
 slow_json() {
   local rp rn wp wn
+  [[ -n "$1" ]] || { echo null; return; }
   read -r rp rn wp wn <<<"$1"
-  [[ "$rn" != 0 || "$wn" != 0 ]] || { echo null; return; }
   [[ "$rp" != n/a ]] || rp=null
   [[ "$wp" != n/a ]] || wp=null
   printf '{"reads_pct":%s,"reads":%s,"writes_pct":%s,"writes":%s}' "$rp" "$rn" "$wp" "$wn"
@@ -325,7 +329,7 @@ for mode in "${modes[@]}"; do
 \"rps\":$(field rps "$line"),\"p50_ms\":$(field p50 "$line"),\"p95_ms\":$(field p95 "$line"),\"p99_ms\":$(field p99 "$line"),\
 \"errors\":$(field errors "$line"),\"non2xx\":$(field non2xx "$line"),\"requests\":$(field requests "$line"),\
 \"writes\":$(field writes "$line"),\"hit_rate\":$overall,\"hit_rate_by_cache\":{$by},\
-\"server_over_5ms\":$(slow_json "${slow[$mode]}"),\"stalls\":$(stall_json "${stalls[$mode]}")}")
+\"server_over_5ms\":$(slow_json "${slow[$mode]:-}"),\"stalls\":$(stall_json "${stalls[$mode]}")}")
 done
 {
   printf '{"date":"%s","duration":"%s","warmup":"%s","connections":%s,"agents":%s,"companies":%s,"write_pct":%s,"pace_pct":%s,"runs":[' \

@@ -1174,14 +1174,22 @@ static void kill9_and_restart(hs_server_t *srv)
     (void)port;
 }
 
-Test(webhooks, kill9_mid_flood_loses_nothing_and_applies_once)
+/* How a server to be disrupted mid-flood runs, and runs again after. */
+static const char *const victim_env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
+
+/* A server of its own, flooded and disrupted by flood_and_check(), then stopped. */
+static void flood_a_victim(void (*disrupt)(hs_server_t *srv))
 {
     wh_reset();
     hs_server_t victim;
-    static const char *const env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
-    hs_server_start(&victim, env);
-    flood_and_check(&victim, kill9_and_restart);
+    hs_server_start(&victim, victim_env);
+    flood_and_check(&victim, disrupt);
     hs_server_stop(&victim);
+}
+
+Test(webhooks, kill9_mid_flood_loses_nothing_and_applies_once)
+{
+    flood_a_victim(kill9_and_restart);
 }
 
 /*
@@ -1195,18 +1203,12 @@ static void sigterm_and_restart(hs_server_t *srv)
     int st = hs_server_stop(srv);
     cr_assert_eq(st, 0, "conversa serve exited with %d after SIGTERM mid-flood", st);
     cr_assert(hs_now_ms() - t0 < 10000, "conversa serve took %.0f ms to stop", hs_now_ms() - t0);
-    static const char *const env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
-    hs_server_start(srv, env);
+    hs_server_start(srv, victim_env);
 }
 
 Test(webhooks, sigterm_mid_flood_stops_cleanly_and_loses_nothing)
 {
-    wh_reset();
-    hs_server_t victim;
-    static const char *const env[] = {"QUEUE_CONCURRENCY=2", "QUEUE_LEASE_MS=6000", "SEND_CONCURRENCY=0", NULL};
-    hs_server_start(&victim, env);
-    flood_and_check(&victim, sigterm_and_restart);
-    hs_server_stop(&victim);
+    flood_a_victim(sigterm_and_restart);
 }
 
 static void pg_restart(hs_server_t *srv)
